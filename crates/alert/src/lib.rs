@@ -1,1 +1,23 @@
-//! placeholder, being written
+//! Alert stage of the Geofence pipeline: capture -> decode -> classify -> geo
+//! -> policy -> **enforce + alert**.
+//!
+//! Every decision the engine makes (and every notable daemon, policy,
+//! database or tamper event) becomes one [`Alert`]: a flat JSON object on one
+//! line, in the spirit of Suricata EVE and the Elastic Common Schema, with
+//! stable field names, RFC 3339 UTC timestamps with microseconds and a
+//! `reason` sentence a person can read. [`AlertLog`] appends them to a file
+//! that admins `tail -f` and SIEM shippers ingest; it never fails and never
+//! panics, buffers in memory while the disk is full or broken, and follows
+//! logrotate by reopening on request or when the path's inode changes.
+//!
+//! Field reference, examples and the ECS mapping: `docs/alerts.md`.
+
+#![forbid(unsafe_code)]
+
+mod alert;
+mod log;
+mod time;
+
+pub use alert::{Alert, EventKind};
+pub use log::{AlertError, AlertLog, AlertLogOptions, AlertStats};
+pub use time::{now_rfc3339, rfc3339_from_unix, rfc3339_micros};

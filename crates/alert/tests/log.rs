@@ -1,0 +1,370 @@
+//! AlertLog behaviour on a real filesystem: JSON shape, logrotate, deletion,
+//! and a full disk (a 64 KiB tmpfs, root only; skipped otherwise).
+
+use geofence_alert::{Alert, AlertLog, AlertLogOptions, EventKind};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn flow(seq: u64) -> Alert {
+    let mut a = Alert {
+        event: EventKind::Flow,
+        action: "block".into(),
+        verdict: Some("drop".into()),
+        rule: Some("no-conferencing-to-prc".into()),
+        app: Some("zoom".into()),
+        method: Some("tls-sni".into()),
+        host: Some("zoomfrn99mmr.zoom.us".into()),
+        proto: Some("tcp".into()),
+        src_ip: Some("192.0.2.10".parse().expect("ip")),
+        src_port: Some(50123),
+        dest_ip: Some("203.0.113.10".parse().expect("ip")),
+        dest_port: Some(443),
+        country: Some("CN".into()),
+        registered_country: Some("CN".into()),
+        asn: Some(64500),
+        as_org: Some("Example AS".into()),
+        jurisdiction: Some("prc".into()),
+        evidence: Some("ClientHello server_name".into()),
+        enforced_within_us: Some(850),
+        flow_id: Some(seq),
+        ..Alert::default()
+    };
+    a.reason = a.explain();
+    a
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = fs::read_to_string(path).expect("read alert file");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "file ends mid-line"
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn opts_fast() -> AlertLogOptions {
+    AlertLogOptions {
+        retry_interval: Duration::ZERO,
+        inode_check_interval: Duration::ZERO,
+        ..AlertLogOptions::default()
+    }
+}
+
+#[test]
+fn json_shape_is_flat_stable_and_compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sub/dir/alerts.jsonl");
+    let mut log = AlertLog::open(&path).expect("open");
+    log.write(&flow(7));
+    let mut minimal = Alert::new(EventKind::Policy, "alert", "policy reloaded: 3 rules");
+    minimal.timestamp.clear(); // write() must stamp it
+    log.write(&minimal);
+    drop(log);
+
+    let raw = fs::read_to_string(&path).expect("read");
+    assert!(
+        raw.starts_with("{\"timestamp\":\""),
+        "timestamp first: {raw}"
+    );
+    assert!(
+        !raw.contains("null"),
+        "absent fields must be omitted: {raw}"
+    );
+    let v = lines(&path);
+    assert_eq!(v.len(), 2);
+
+    let full = v[0].as_object().expect("object");
+    let mut keys: Vec<&str> = full.keys().map(|k| k.as_str()).collect();
+    keys.sort_unstable();
+    let mut want = vec![
+        "timestamp",
+        "event",
+        "action",
+        "verdict",
+        "rule",
+        "app",
+        "method",
+        "host",
+        "proto",
+        "src_ip",
+        "src_port",
+        "dest_ip",
+        "dest_port",
+        "country",
+        "registered_country",
+        "asn",
+        "as_org",
+        "jurisdiction",
+        "evidence",
+        "reason",
+        "enforced_within_us",
+        "flow_id",
+    ];
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    assert!(
+        full.values().all(|x| !x.is_object() && !x.is_array()),
+        "flat"
+    );
+    assert_eq!(full["event"], "flow");
+    assert_eq!(full["dest_ip"], "203.0.113.10");
+    assert_eq!(full["dest_port"], 443);
+    assert_eq!(full["asn"], 64500);
+    assert_eq!(
+        full["reason"],
+        "blocked: zoom (TLS SNI zoomfrn99mmr.zoom.us) to 203.0.113.10:443/tcp, located in CN \
+         (jurisdiction prc), AS64500 Example AS, by rule no-conferencing-to-prc"
+    );
+    let back: Alert = serde_json::from_value(v[0].clone()).expect("round trip");
+    assert_eq!(back.flow_id, Some(7));
+    assert_eq!(back.src_ip, flow(7).src_ip);
+
+    let min = v[1].as_object().expect("object");
+    let mut keys: Vec<&str> = min.keys().map(|k| k.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["action", "event", "reason", "timestamp"]);
+    let ts = min["timestamp"].as_str().expect("ts");
+    assert_eq!(ts.len(), 27, "{ts}");
+    assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T' && ts.as_bytes()[19] == b'.');
+
+    let fmode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(fmode, 0o640);
+    let dmode = fs::metadata(path.parent().expect("parent"))
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(
+        dmode & !0o750,
+        0,
+        "directory mode {dmode:o} wider than 0750"
+    );
+}
+
+#[test]
+fn explicit_reopen_after_rename_follows_logrotate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let rotated = dir.path().join("alerts.jsonl.1");
+    let opts = AlertLogOptions {
+        inode_check_interval: Duration::from_secs(3600),
+        ..AlertLogOptions::default()
+    };
+    let mut log = AlertLog::open_with(&path, opts).expect("open");
+    log.write(&flow(1));
+    fs::rename(&path, &rotated).expect("rotate");
+    // Until the reopen (SIGHUP from postrotate) lines keep going to the old
+    // inode, which now has the rotated name: nothing is lost.
+    log.write(&flow(2));
+    log.reopen().expect("reopen");
+    log.write(&flow(3));
+    let ids = |p: &Path| -> Vec<u64> {
+        lines(p)
+            .iter()
+            .map(|v| v["flow_id"].as_u64().expect("id"))
+            .collect()
+    };
+    assert_eq!(ids(&rotated), [1, 2]);
+    assert_eq!(ids(&path), [3]);
+    assert_eq!(log.stats().reopens, 1);
+    assert_eq!(log.stats().written, 3);
+}
+
+#[test]
+fn inode_change_is_noticed_without_sighup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let mut log = AlertLog::open_with(&path, opts_fast()).expect("open");
+    log.write(&flow(1));
+    fs::rename(&path, dir.path().join("old")).expect("rename");
+    fs::write(&path, b"").expect("logrotate create");
+    log.write(&flow(2));
+    assert_eq!(lines(&path).len(), 1);
+    assert_eq!(lines(&path)[0]["flow_id"], 2);
+    assert_eq!(log.stats().reopens, 1);
+}
+
+#[test]
+fn deleted_file_is_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("logs/alerts.jsonl");
+    let mut log = AlertLog::open_with(&path, opts_fast()).expect("open");
+    log.write(&flow(1));
+    fs::remove_dir_all(dir.path().join("logs")).expect("rm -r");
+    log.write(&flow(2));
+    log.write(&flow(3));
+    let v = lines(&path);
+    assert_eq!(
+        v.iter().map(|x| x["flow_id"].as_u64()).collect::<Vec<_>>(),
+        [Some(2), Some(3)]
+    );
+    assert_eq!(
+        fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+        0o640
+    );
+}
+
+#[test]
+fn dev_full_never_fails_and_bounds_memory() {
+    let opts = AlertLogOptions {
+        ring_capacity: 3,
+        ..opts_fast()
+    };
+    let mut log = match AlertLog::open_with(Path::new("/dev/full"), opts) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("skipping: cannot open /dev/full: {e}");
+            return;
+        }
+    };
+    for i in 0..10 {
+        log.write(&flow(i));
+    }
+    log.tick();
+    let s = log.stats();
+    assert_eq!(s.written, 0);
+    assert_eq!(s.buffered, 3);
+    assert_eq!(s.dropped, 7);
+    assert!(s.failed >= 10, "{s:?}");
+    assert!(!log.flush_backlog());
+}
+
+/// A 64 KiB tmpfs mounted on a temp dir; unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount() -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            println!(
+                "skipping full-disk test: mount tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Fills the disk: writes until the first alert is buffered. Returns the
+/// sequence number of the first alert that did not reach the file.
+fn fill(log: &mut AlertLog) -> u64 {
+    for seq in 0..10_000 {
+        log.write(&flow(seq));
+        if log.stats().buffered > 0 {
+            return seq;
+        }
+    }
+    panic!("disk never filled: {:?}", log.stats());
+}
+
+#[test]
+fn full_disk_keeps_alerts_in_order_and_flushes_when_space_returns() {
+    let Some(fs_) = Tmpfs::mount() else { return };
+    let filler = fs_.path().join("filler");
+    fs::write(&filler, vec![b'x'; 32 * 1024]).expect("filler");
+    let path = fs_.path().join("log/alerts.jsonl");
+    let mut log = AlertLog::open_with(&path, opts_fast()).expect("open");
+
+    let first_lost = fill(&mut log);
+    assert!(
+        first_lost > 10,
+        "expected some room before ENOSPC, got {first_lost}"
+    );
+    let written_before = log.stats().written;
+    for seq in first_lost + 1..first_lost + 40 {
+        log.write(&flow(seq));
+    }
+    let s = log.stats();
+    assert_eq!(s.buffered, 40);
+    assert_eq!(s.written, written_before, "nothing written while full");
+    assert!(s.failed >= 40);
+    // No half-written line was left behind by a short write.
+    let on_disk = lines(&path);
+    assert_eq!(on_disk.len() as u64, first_lost);
+
+    fs::remove_file(&filler).expect("free space");
+    log.write(&flow(first_lost + 40));
+    let s = log.stats();
+    assert_eq!(s.buffered, 0, "{s:?}");
+    assert_eq!(s.dropped, 0);
+    let v = lines(&path);
+    let ids: Vec<u64> = v
+        .iter()
+        .map(|x| x["flow_id"].as_u64().expect("flow_id"))
+        .collect();
+    let want: Vec<u64> = (0..=first_lost + 40).collect();
+    assert_eq!(
+        ids, want,
+        "every alert, in order, no notice since none dropped"
+    );
+    drop(log);
+}
+
+#[test]
+fn full_disk_with_overflowing_ring_reports_dropped_count() {
+    let Some(fs_) = Tmpfs::mount() else { return };
+    let filler = fs_.path().join("filler");
+    fs::write(&filler, vec![b'x'; 32 * 1024]).expect("filler");
+    let path = fs_.path().join("alerts.jsonl");
+    let opts = AlertLogOptions {
+        ring_capacity: 5,
+        ..opts_fast()
+    };
+    let mut log = AlertLog::open_with(&path, opts).expect("open");
+    let first_lost = fill(&mut log);
+    for seq in first_lost + 1..=first_lost + 20 {
+        log.write(&flow(seq));
+    }
+    let s = log.stats();
+    assert_eq!((s.buffered, s.dropped), (5, 16), "{s:?}");
+
+    fs::remove_file(&filler).expect("free space");
+    log.write(&flow(first_lost + 21));
+    assert_eq!(log.stats().buffered, 0);
+    let v = lines(&path);
+    let n = v.len();
+    let prefix: Vec<u64> = v[..first_lost as usize]
+        .iter()
+        .map(|x| x["flow_id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(prefix, (0..first_lost).collect::<Vec<_>>());
+    let kept: Vec<u64> = v[first_lost as usize..first_lost as usize + 5]
+        .iter()
+        .map(|x| x["flow_id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(
+        kept,
+        (first_lost + 16..=first_lost + 20).collect::<Vec<_>>(),
+        "newest 5 kept, oldest first"
+    );
+    let notice = &v[n - 2];
+    assert_eq!(notice["event"], "daemon");
+    assert_eq!(notice["evidence"], "dropped=16");
+    let reason = notice["reason"].as_str().expect("reason");
+    assert!(reason.contains("16 alerts were dropped"), "{reason}");
+    assert!(reason.contains("No space left on device"), "{reason}");
+    assert_eq!(v[n - 1]["flow_id"], first_lost + 21);
+    assert_eq!(n as u64, first_lost + 5 + 1 + 1);
+}
