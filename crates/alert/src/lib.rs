@@ -9,6 +9,8 @@
 //! that admins `tail -f` and SIEM shippers ingest; it never fails and never
 //! panics, buffers in memory while the disk is full or broken, and follows
 //! logrotate by reopening on request or when the path's inode changes.
+//! [`spawn_writer`] puts it behind a bounded channel on its own thread, so the
+//! enforcement path only ever does a non-blocking send.
 //!
 //! Field reference, examples and the ECS mapping: `docs/alerts.md`.
 
@@ -17,7 +19,9 @@
 mod alert;
 mod log;
 mod time;
+mod writer;
 
 pub use alert::{Alert, EventKind};
 pub use log::{AlertError, AlertLog, AlertLogOptions, AlertStats};
 pub use time::{now_rfc3339, rfc3339_from_unix, rfc3339_micros};
+pub use writer::{spawn_writer, AlertSender, AlertWriter};

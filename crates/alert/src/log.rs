@@ -133,7 +133,7 @@ impl AlertLog {
             }
         };
         self.check_inode();
-        if !self.ring.is_empty() || self.file.is_none() {
+        if !self.ring.is_empty() || self.unreported_drops > 0 || self.file.is_none() {
             self.retry_backlog(false);
         }
         if self.ring.is_empty() && self.unreported_drops == 0 && self.file.is_some() {
@@ -193,6 +193,14 @@ impl AlertLog {
                 Err(e)
             }
         }
+    }
+
+    /// Records `n` alerts lost before they reached this log (e.g. a full
+    /// queue in front of it). They are counted in `dropped` and reported in
+    /// the next lost-alert notice.
+    pub fn note_dropped(&mut self, n: u64) {
+        self.stats.dropped += n;
+        self.unreported_drops += n;
     }
 
     pub fn stats(&self) -> AlertStats {
