@@ -11,7 +11,9 @@
 
 #![forbid(unsafe_code)]
 
+mod db;
 pub mod iso;
 mod types;
 
+pub use db::{DbMeta, GeoDb, GeoError, GeoField, Provides};
 pub use types::{AddressScope, BadCidr, BadCountryCode, CountryCode, GeoInfo, IpRanges};

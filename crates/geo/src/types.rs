@@ -19,7 +19,10 @@ impl CountryCode {
     pub fn from_db(s: &str) -> Option<CountryCode> {
         let b = s.as_bytes();
         if b.len() == 2 && b[0].is_ascii_alphabetic() && b[1].is_ascii_alphabetic() {
-            Some(CountryCode([b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()]))
+            Some(CountryCode([
+                b[0].to_ascii_uppercase(),
+                b[1].to_ascii_uppercase(),
+            ]))
         } else {
             None
         }
@@ -37,7 +40,9 @@ impl CountryCode {
 
 /// Error returned when a string is not an assigned ISO 3166-1 alpha-2 code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an ISO 3166-1 alpha-2 country code (two upper-case letters such as CN, DE, US)")]
+#[error(
+    "`{0}` is not an ISO 3166-1 alpha-2 country code (two upper-case letters such as CN, DE, US)"
+)]
 pub struct BadCountryCode(pub String);
 
 impl FromStr for CountryCode {
@@ -253,6 +258,35 @@ impl IpRanges {
             v6: intersect(&self.v6, &other.v6),
         }
     }
+
+    /// The addresses in `self` that are not in `other`.
+    pub fn difference(&self, other: &IpRanges) -> IpRanges {
+        IpRanges {
+            v4: intersect(&self.v4, &complement(&other.v4, u32::MAX)),
+            v6: intersect(&self.v6, &complement(&other.v6, u128::MAX)),
+        }
+    }
+}
+
+/// The complement of sorted, merged, non-overlapping ranges within `0..=max`.
+fn complement<T: Copy + Ord + Default + num::One>(v: &[(T, T)], max: T) -> Vec<(T, T)> {
+    let mut out = Vec::with_capacity(v.len() + 1);
+    // Next address not yet covered; None once `max` has been covered.
+    let mut next = Some(T::default());
+    for &(lo, hi) in v {
+        if let Some(n) = next {
+            if lo > n {
+                if let Some(p) = num::One::pred(lo) {
+                    out.push((n, p));
+                }
+            }
+        }
+        next = num::One::succ(hi);
+    }
+    if let Some(n) = next {
+        out.push((n, max));
+    }
+    out
 }
 
 enum CidrRange {
@@ -335,15 +369,22 @@ fn intersect<T: Copy + Ord>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
 mod num {
     pub trait One: Sized {
         fn succ(x: Self) -> Option<Self>;
+        fn pred(x: Self) -> Option<Self>;
     }
     impl One for u32 {
         fn succ(x: u32) -> Option<u32> {
             x.checked_add(1)
         }
+        fn pred(x: u32) -> Option<u32> {
+            x.checked_sub(1)
+        }
     }
     impl One for u128 {
         fn succ(x: u128) -> Option<u128> {
             x.checked_add(1)
+        }
+        fn pred(x: u128) -> Option<u128> {
+            x.checked_sub(1)
         }
     }
 }
@@ -354,14 +395,17 @@ mod tests {
 
     #[test]
     fn ranges_merge_adjacent_and_overlapping() {
-        let r = IpRanges::from_cidrs(&["10.0.0.0/25", "10.0.0.128/25", "10.0.0.64/26", "192.0.2.1"])
-            .expect("cidrs");
+        let r =
+            IpRanges::from_cidrs(&["10.0.0.0/25", "10.0.0.128/25", "10.0.0.64/26", "192.0.2.1"])
+                .expect("cidrs");
         assert_eq!(r.v4().len(), 2);
         assert!(r.contains("10.0.0.200".parse().expect("ip")));
         assert!(!r.contains("10.0.1.0".parse().expect("ip")));
         assert!(r.contains("::ffff:192.0.2.1".parse().expect("ip")));
         assert!(IpRanges::from_cidrs(&["10.0.0.0/33"]).is_err());
-        assert!(IpRanges::from_cidrs(&["240.0.0.0/4"]).expect("cidr").contains("255.255.255.255".parse().expect("ip")));
+        assert!(IpRanges::from_cidrs(&["240.0.0.0/4"])
+            .expect("cidr")
+            .contains("255.255.255.255".parse().expect("ip")));
     }
 
     #[test]
@@ -369,7 +413,30 @@ mod tests {
         let a = IpRanges::from_cidrs(&["10.0.0.0/8", "2001:db8::/32"]).expect("a");
         let b = IpRanges::from_cidrs(&["10.1.0.0/16", "11.0.0.0/8", "2001:db8:1::/48"]).expect("b");
         let c = a.intersect(&b);
-        assert_eq!(c, IpRanges::from_cidrs(&["10.1.0.0/16", "2001:db8:1::/48"]).expect("c"));
+        assert_eq!(
+            c,
+            IpRanges::from_cidrs(&["10.1.0.0/16", "2001:db8:1::/48"]).expect("c")
+        );
+    }
+
+    #[test]
+    fn difference_ranges() {
+        let a = IpRanges::from_cidrs(&["10.0.0.0/8", "0.0.0.0/8", "255.0.0.0/8", "2001:db8::/32"])
+            .expect("a");
+        let b = IpRanges::from_cidrs(&["10.1.0.0/16", "0.0.0.0/9", "255.255.255.255", "::/0"])
+            .expect("b");
+        let want = IpRanges::from_ranges(
+            vec![
+                (0x0080_0000, 0x00ff_ffff),
+                (0x0a00_0000, 0x0a00_ffff),
+                (0x0a02_0000, 0x0aff_ffff),
+                (0xff00_0000, 0xffff_fffe),
+            ],
+            vec![],
+        );
+        assert_eq!(a.difference(&b), want);
+        assert_eq!(a.difference(&IpRanges::new()), a);
+        assert!(a.difference(&a).is_empty());
     }
 
     #[test]
@@ -397,6 +464,9 @@ mod tests {
         assert!("cn".parse::<CountryCode>().is_err());
         assert!("ZZ".parse::<CountryCode>().is_err());
         assert!("Germany".parse::<CountryCode>().is_err());
-        assert_eq!(CountryCode::from_db("de").map(|c| c.to_string()), Some("DE".to_string()));
+        assert_eq!(
+            CountryCode::from_db("de").map(|c| c.to_string()),
+            Some("DE".to_string())
+        );
     }
 }

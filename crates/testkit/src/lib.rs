@@ -1,1 +1,13 @@
-//! placeholder, being written
+//! # geofence-testkit: test support for every stage
+//!
+//! Not part of the packet pipeline: helpers that tests across the workspace
+//! use to build their own fixtures instead of shipping binary files.
+//!
+//! - [`mmdb`]: a small, spec-following MaxMind DB writer (GeoIP2 Country,
+//!   GeoLite2 ASN and ip-location-db schemas) for the geo stage's tests.
+
+#![forbid(unsafe_code)]
+
+pub mod mmdb;
+
+pub use mmdb::{geoip2_country, geolite2_asn, ip_location_db_country, MmdbBuilder};
