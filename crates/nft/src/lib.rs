@@ -1,1 +1,34 @@
-//! placeholder, being written
+//! # geofence-nft: the enforcement stage
+//!
+//! Last stage of the pipeline: the policy stage decides *what* to block
+//! (client ranges × destination ranges × verdict, plus run-time blocks learnt
+//! from DNS answers and detections); this crate turns that intent into the
+//! nftables table `inet geofence` and keeps the kernel in step with it.
+//!
+//! * [`model`]: the intent ([`RulesetSpec`], [`RuleSpec`], [`DynElement`]).
+//! * [`render`]: pure `RulesetSpec -> Ruleset` (sets, chains, typed rule
+//!   statements); `Display` prints `nft -f` syntax (golden-tested).
+//! * [`apply`]: [`Nft`], the netlink side through `nftnl`/`mnl`: atomic
+//!   full replace in one transaction sent with one `sendmsg`, per-message ack
+//!   checking, read-back verification, dynamic timeout elements, counters.
+//! * [`conntrack`]: [`kill_conntrack`] to cut flows that are already
+//!   established when a block is added.
+//!
+//! Only the private `ffi` module contains `unsafe` code (raw libnftnl calls
+//! the safe `nftnl` API lacks); see its module documentation.
+
+#![deny(unsafe_code)]
+
+pub mod apply;
+pub mod conntrack;
+#[allow(unsafe_code)]
+mod ffi;
+pub mod model;
+pub mod render;
+
+pub use apply::{ApplyReport, Nft, NftError, RuleCounter, VerifyReport};
+pub use conntrack::kill_conntrack;
+pub use model::{
+    DynElement, Hook, NflogSpec, RuleSpec, RulesetSpec, Transport, Verdict, DEFAULT_PRIORITY,
+};
+pub use render::{render, Ruleset};

@@ -1,0 +1,210 @@
+//! Command-line driver of the enforcement stage, used by the namespace tests
+//! (run inside a namespace with `ip netns exec NS apply ...`).
+//!
+//! ```text
+//! apply render SPEC.json                 print the `nft -f` script
+//! apply apply SPEC.json                  atomic replace, keeping dynamic elements; prints the report
+//! apply apply-n SPEC_A SPEC_B N          N alternating applies (reload under traffic)
+//! apply verify SPEC.json                 exit 0 if the kernel matches the spec
+//! apply add-dyn RULE SRC|- DST MS        add (or refresh) one dynamic element
+//! apply list-dyn                         print dynamic elements
+//! apply counters                         print per-rule counters
+//! apply delete                           delete the table
+//! apply kill-ct SRC DST                  delete conntrack entries SRC -> DST
+//! ```
+//! SPEC.json: `{"table": "geofence", "hook": "forward", "priority": -5,
+//! "enforce": true, "nflog": null, "rules": [{"index": 0, "name": "...",
+//! "verdict": "reject", "src": null, "static_dst": ["203.0.113.10/32"],
+//! "static_ports": [], "dynamic": true}]}`
+
+use geofence_geo::IpRanges;
+use geofence_nft::{
+    render, DynElement, Hook, NflogSpec, Nft, RuleSpec, RulesetSpec, Transport, Verdict,
+};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+#[derive(Deserialize)]
+struct SpecFile {
+    table: String,
+    hook: Hook,
+    priority: i32,
+    enforce: bool,
+    nflog: Option<NflogSpec>,
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Deserialize)]
+struct RuleFile {
+    index: usize,
+    name: String,
+    verdict: Verdict,
+    src: Option<Vec<String>>,
+    static_dst: Option<Vec<String>>,
+    #[serde(default)]
+    static_ports: Vec<(Transport, u16, u16)>,
+    #[serde(default)]
+    dynamic: bool,
+}
+
+fn ranges(v: &Option<Vec<String>>) -> Result<Option<IpRanges>, String> {
+    v.as_ref()
+        .map(|c| IpRanges::from_cidrs(c).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+fn load(path: &str) -> Result<RulesetSpec, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let f: SpecFile = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let mut rules = Vec::new();
+    for r in f.rules {
+        rules.push(RuleSpec {
+            index: r.index,
+            name: r.name,
+            verdict: r.verdict,
+            src: ranges(&r.src)?,
+            static_dst: ranges(&r.static_dst)?,
+            static_ports: r.static_ports,
+            dynamic: r.dynamic,
+        });
+    }
+    Ok(RulesetSpec {
+        table: f.table,
+        hook: f.hook,
+        priority: f.priority,
+        enforce: f.enforce,
+        nflog: f.nflog,
+        rules,
+    })
+}
+
+fn arg(a: &[String], i: usize) -> Result<&str, String> {
+    a.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing argument {i}"))
+}
+
+fn run(a: &[String]) -> Result<i32, String> {
+    let e = |x: geofence_nft::NftError| x.to_string();
+    match arg(a, 1)? {
+        "render" => {
+            print!("{}", render(&load(arg(a, 2)?)?).to_nft_script());
+            Ok(0)
+        }
+        "apply" => {
+            let rs = render(&load(arg(a, 2)?)?);
+            let mut nft = Nft::with_table(&rs.table).map_err(e)?;
+            let rep = nft.reload(&rs).map_err(e)?;
+            println!(
+                "applied messages={} bytes={} build_ms={:.1} commit_ms={:.1} verify_ms={:.1} kept_dynamic={} ok={}",
+                rep.messages,
+                rep.batch_bytes,
+                rep.build_time.as_secs_f64() * 1e3,
+                rep.commit_time.as_secs_f64() * 1e3,
+                rep.verify_time.as_secs_f64() * 1e3,
+                rep.kept_dynamic,
+                rep.verify.ok()
+            );
+            for p in &rep.verify.problems {
+                println!("problem: {p}");
+            }
+            Ok(if rep.verify.ok() { 0 } else { 4 })
+        }
+        "apply-n" => {
+            let ra = render(&load(arg(a, 2)?)?);
+            let rb = render(&load(arg(a, 3)?)?);
+            let n: usize = arg(a, 4)?.parse().map_err(|_| "N")?;
+            let mut nft = Nft::with_table(&ra.table).map_err(e)?;
+            let t = Instant::now();
+            for i in 0..n {
+                let rs = if i % 2 == 0 { &ra } else { &rb };
+                let rep = nft.reload(rs).map_err(e)?;
+                if !rep.verify.ok() {
+                    println!("apply {i} not verified: {:?}", rep.verify.problems);
+                    return Ok(4);
+                }
+            }
+            println!("applied {n} in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+            Ok(0)
+        }
+        "verify" => {
+            let rs = render(&load(arg(a, 2)?)?);
+            let mut nft = Nft::with_table(&rs.table).map_err(e)?;
+            let rep = nft.verify(&rs).map_err(e)?;
+            println!(
+                "verify ok={} sets={:?} rules={}",
+                rep.ok(),
+                rep.set_elements,
+                rep.rules
+            );
+            for p in &rep.problems {
+                println!("problem: {p}");
+            }
+            Ok(if rep.ok() { 0 } else { 4 })
+        }
+        "add-dyn" => {
+            let rule: usize = arg(a, 2)?.parse().map_err(|_| "RULE")?;
+            let src = match arg(a, 3)? {
+                "-" => None,
+                s => Some(s.parse().map_err(|_| "SRC")?),
+            };
+            let dst = arg(a, 4)?.parse().map_err(|_| "DST")?;
+            let ms: u64 = arg(a, 5)?.parse().map_err(|_| "MS")?;
+            let mut nft = Nft::new().map_err(e)?;
+            nft.add_dynamic(&[DynElement {
+                rule_index: rule,
+                src,
+                dst,
+                timeout: Duration::from_millis(ms),
+            }])
+            .map_err(e)?;
+            println!("added");
+            Ok(0)
+        }
+        "list-dyn" => {
+            let mut nft = Nft::new().map_err(e)?;
+            for d in nft.list_dynamic().map_err(e)? {
+                let src = d.src.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+                println!(
+                    "r{} {} {} {}",
+                    d.rule_index,
+                    src,
+                    d.dst,
+                    d.timeout.as_millis()
+                );
+            }
+            Ok(0)
+        }
+        "counters" => {
+            let mut nft = Nft::new().map_err(e)?;
+            for c in nft.counters().map_err(e)? {
+                println!("{}\t{}\t{}", c.packets, c.bytes, c.rule);
+            }
+            Ok(0)
+        }
+        "delete" => {
+            Nft::new().map_err(e)?.delete_table().map_err(e)?;
+            println!("deleted");
+            Ok(0)
+        }
+        "kill-ct" => {
+            let s = arg(a, 2)?.parse().map_err(|_| "SRC")?;
+            let d = arg(a, 3)?.parse().map_err(|_| "DST")?;
+            let n = geofence_nft::kill_conntrack(s, d).map_err(e)?;
+            println!("killed {n}");
+            Ok(0)
+        }
+        other => Err(format!("unknown command {other}")),
+    }
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    match run(&a) {
+        Ok(c) => std::process::exit(c),
+        Err(err) => {
+            println!("error: {err}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,934 @@
+//! Netlink side: turns a [`Ruleset`] into one nf_tables transaction, sends it
+//! in one `sendmsg`, checks every ack, and reads the table back.
+
+use crate::ffi::{self, Attr, Dump, ElemOp, Parsed, RawExpr, RawSet, SetParams, Sock};
+use crate::model::DynElement;
+use crate::render::{AddrField, ChainHook, Family, KeyType, Ruleset, SetDef, Stmt};
+use nftnl::{Batch, Chain, ChainType, MsgType, Policy, ProtoFamily, Rule, Table};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+/// Errors of the netlink side.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("cannot open the netfilter netlink socket (needs CAP_NET_ADMIN): {0}")]
+    Socket(io::Error),
+    #[error("sending the batch failed: {0}")]
+    Send(io::Error),
+    #[error("receiving from netlink failed: {0}")]
+    Recv(io::Error),
+    #[error("the kernel rejected message #{seq} ({what}): {err}; the whole transaction was aborted, the previous ruleset is unchanged")]
+    Rejected {
+        seq: u32,
+        what: String,
+        err: io::Error,
+    },
+    #[error("listing {what} failed: {err}")]
+    Dump { what: String, err: io::Error },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("table inet {0} is not present")]
+    NoTable(String),
+    #[error("conntrack: {0}")]
+    Conntrack(String),
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone)]
+pub struct ApplyReport {
+    /// Netlink messages in the transaction (without batch begin/end).
+    pub messages: usize,
+    pub batch_bytes: usize,
+    pub build_time: Duration,
+    /// `sendmsg` + kernel commit + reading all acks.
+    pub commit_time: Duration,
+    /// Dynamic elements carried over into the new table.
+    pub kept_dynamic: usize,
+    /// Dynamic elements given to keep whose set no longer exists.
+    pub dropped_dynamic: usize,
+    pub verify: VerifyReport,
+    pub verify_time: Duration,
+}
+
+/// Read-back comparison of the kernel's table with the intent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub table_present: bool,
+    /// Per set: name, ranges/elements found (interval-end markers not counted).
+    pub set_elements: Vec<(String, usize)>,
+    pub chains: Vec<String>,
+    pub rules: usize,
+    /// Human-readable differences; empty = kernel matches the intent.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.table_present && self.problems.is_empty()
+    }
+}
+
+/// One rule's counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCounter {
+    /// The rule comment, e.g. `r0/static/v4 Block Zoom in CN`.
+    pub rule: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const INET: u16 = libc::NFPROTO_INET as u16;
+const SOCK_BUF: usize = 64 << 20;
+const RECV_BUF: usize = 1 << 20;
+
+/// Handle on one nftables table (family `inet`) through netlink.
+pub struct Nft {
+    sock: Sock,
+    table: String,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn cstring(s: &str) -> Result<CString, NftError> {
+    CString::new(s).map_err(|_| NftError::Invalid(format!("name contains NUL: {s:?}")))
+}
+
+/// Iterates complete netlink messages in a datagram: (type, seq, bytes).
+fn messages(buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while let Some(h) = buf.get(off..off + 16) {
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let ty = u16::from_ne_bytes([h[4], h[5]]);
+        let seq = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
+        if len < 16 {
+            break;
+        }
+        let Some(m) = buf.get(off..off + len) else {
+            break;
+        };
+        out.push((ty, seq, m));
+        off += (len + 3) & !3;
+    }
+    out
+}
+
+/// For an NLMSG_ERROR message: (errno as positive number or 0, original seq).
+fn error_of(m: &[u8]) -> Option<(i32, u32)> {
+    let e = i32::from_ne_bytes(m.get(16..20)?.try_into().ok()?);
+    let seq = u32::from_ne_bytes(m.get(28..32)?.try_into().ok()?);
+    Some((-e, seq))
+}
+
+fn be_bytes_v4(x: u32) -> Vec<u8> {
+    x.to_be_bytes().to_vec()
+}
+fn be_bytes_v6(x: u128) -> Vec<u8> {
+    x.to_be_bytes().to_vec()
+}
+
+fn meta(key: i32, dreg: u32) -> RawExpr {
+    RawExpr {
+        name: c"meta",
+        attrs: vec![
+            (nftnl::nftnl_sys::NFTNL_EXPR_META_KEY, Attr::U32(key as u32)),
+            (nftnl::nftnl_sys::NFTNL_EXPR_META_DREG, Attr::U32(dreg)),
+        ],
+    }
+}
+
+fn cmp(op: i32, sreg: u32, data: Vec<u8>) -> RawExpr {
+    RawExpr {
+        name: c"cmp",
+        attrs: vec![
+            (nftnl::nftnl_sys::NFTNL_EXPR_CMP_SREG, Attr::U32(sreg)),
+            (nftnl::nftnl_sys::NFTNL_EXPR_CMP_OP, Attr::U32(op as u32)),
+            (nftnl::nftnl_sys::NFTNL_EXPR_CMP_DATA, Attr::Data(data)),
+        ],
+    }
+}
+
+fn payload(base: i32, offset: u32, len: u32, dreg: u32) -> RawExpr {
+    use nftnl::nftnl_sys as s;
+    RawExpr {
+        name: c"payload",
+        attrs: vec![
+            (s::NFTNL_EXPR_PAYLOAD_DREG, Attr::U32(dreg)),
+            (s::NFTNL_EXPR_PAYLOAD_BASE, Attr::U32(base as u32)),
+            (s::NFTNL_EXPR_PAYLOAD_OFFSET, Attr::U32(offset)),
+            (s::NFTNL_EXPR_PAYLOAD_LEN, Attr::U32(len)),
+        ],
+    }
+}
+
+fn addr_payload(fam: Family, field: AddrField, dreg: u32) -> RawExpr {
+    let off = match (fam, field) {
+        (Family::V4, AddrField::Saddr) => 12,
+        (Family::V4, AddrField::Daddr) => 16,
+        (Family::V6, AddrField::Saddr) => 8,
+        (Family::V6, AddrField::Daddr) => 24,
+    };
+    payload(libc::NFT_PAYLOAD_NETWORK_HEADER, off, fam.addr_len(), dreg)
+}
+
+fn lookup(sreg: u32, set: &str, id: u32) -> Result<RawExpr, NftError> {
+    use nftnl::nftnl_sys as s;
+    Ok(RawExpr {
+        name: c"lookup",
+        attrs: vec![
+            (s::NFTNL_EXPR_LOOKUP_SREG, Attr::U32(sreg)),
+            (s::NFTNL_EXPR_LOOKUP_SET, Attr::Str(cstring(set)?)),
+            (s::NFTNL_EXPR_LOOKUP_SET_ID, Attr::U32(id)),
+        ],
+    })
+}
+
+/// The libnftnl expressions of one statement (same as `nft --debug=netlink`).
+fn stmt_exprs(st: &Stmt, set_ids: &BTreeMap<String, u32>) -> Result<Vec<RawExpr>, NftError> {
+    use nftnl::nftnl_sys as s;
+    let r1 = libc::NFT_REG_1 as u32;
+    let id = |n: &str| set_ids.get(n).copied().unwrap_or(0);
+    Ok(match st {
+        Stmt::NfProto(f) => {
+            let p = match f {
+                Family::V4 => libc::NFPROTO_IPV4,
+                Family::V6 => libc::NFPROTO_IPV6,
+            };
+            vec![
+                meta(libc::NFT_META_NFPROTO, r1),
+                cmp(libc::NFT_CMP_EQ, r1, vec![p as u8]),
+            ]
+        }
+        Stmt::L4Proto(t) => vec![
+            meta(libc::NFT_META_L4PROTO, r1),
+            cmp(libc::NFT_CMP_EQ, r1, vec![t.proto_number()]),
+        ],
+        Stmt::Lookup { family, field, set } => {
+            vec![addr_payload(*family, *field, r1), lookup(r1, set, id(set))?]
+        }
+        Stmt::LookupPair { family, set } => {
+            // Concatenations live in 32-bit registers: saddr from REG32_00,
+            // daddr right after it.
+            let r0 = libc::NFT_REG32_00 as u32;
+            let r_d = r0 + family.addr_len() / 4;
+            vec![
+                addr_payload(*family, AddrField::Saddr, r0),
+                addr_payload(*family, AddrField::Daddr, r_d),
+                lookup(r0, set, id(set))?,
+            ]
+        }
+        Stmt::Dport { proto, lo, hi } => {
+            let mut v = vec![
+                meta(libc::NFT_META_L4PROTO, r1),
+                cmp(libc::NFT_CMP_EQ, r1, vec![proto.proto_number()]),
+                payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, r1),
+            ];
+            if lo == hi {
+                v.push(cmp(libc::NFT_CMP_EQ, r1, lo.to_be_bytes().to_vec()));
+            } else {
+                // Big-endian data compares numerically with the kernel's memcmp.
+                v.push(cmp(libc::NFT_CMP_GTE, r1, lo.to_be_bytes().to_vec()));
+                v.push(cmp(libc::NFT_CMP_LTE, r1, hi.to_be_bytes().to_vec()));
+            }
+            v
+        }
+        Stmt::Sport { proto, port } => vec![
+            meta(libc::NFT_META_L4PROTO, r1),
+            cmp(libc::NFT_CMP_EQ, r1, vec![proto.proto_number()]),
+            payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, r1),
+            cmp(libc::NFT_CMP_EQ, r1, port.to_be_bytes().to_vec()),
+        ],
+        Stmt::CtDirectionOriginal => vec![
+            RawExpr {
+                name: c"ct",
+                attrs: vec![
+                    (
+                        s::NFTNL_EXPR_CT_KEY,
+                        Attr::U32(libc::NFT_CT_DIRECTION as u32),
+                    ),
+                    (s::NFTNL_EXPR_CT_DREG, Attr::U32(r1)),
+                ],
+            },
+            cmp(libc::NFT_CMP_EQ, r1, vec![0]),
+        ],
+        Stmt::CtOriginalPacketsLt(n) => vec![
+            RawExpr {
+                name: c"ct",
+                attrs: vec![
+                    (s::NFTNL_EXPR_CT_KEY, Attr::U32(libc::NFT_CT_PKTS as u32)),
+                    (s::NFTNL_EXPR_CT_DIR, Attr::U8(0)),
+                    (s::NFTNL_EXPR_CT_DREG, Attr::U32(r1)),
+                ],
+            },
+            // The counter is a host-order u64: convert so `cmp lt` (memcmp)
+            // compares numerically.
+            RawExpr {
+                name: c"byteorder",
+                attrs: vec![
+                    (s::NFTNL_EXPR_BYTEORDER_SREG, Attr::U32(r1)),
+                    (s::NFTNL_EXPR_BYTEORDER_DREG, Attr::U32(r1)),
+                    (
+                        s::NFTNL_EXPR_BYTEORDER_OP,
+                        Attr::U32(libc::NFT_BYTEORDER_HTON as u32),
+                    ),
+                    (s::NFTNL_EXPR_BYTEORDER_LEN, Attr::U32(8)),
+                    (s::NFTNL_EXPR_BYTEORDER_SIZE, Attr::U32(8)),
+                ],
+            },
+            cmp(libc::NFT_CMP_LT, r1, n.to_be_bytes().to_vec()),
+        ],
+        Stmt::Counter => vec![RawExpr {
+            name: c"counter",
+            attrs: vec![],
+        }],
+        Stmt::Log { group, snaplen } => vec![RawExpr {
+            name: c"log",
+            attrs: vec![
+                (s::NFTNL_EXPR_LOG_GROUP, Attr::U16(*group)),
+                (s::NFTNL_EXPR_LOG_SNAPLEN, Attr::U32(*snaplen)),
+            ],
+        }],
+        Stmt::Drop => vec![RawExpr {
+            name: c"immediate",
+            attrs: vec![
+                (
+                    s::NFTNL_EXPR_IMM_DREG,
+                    Attr::U32(libc::NFT_REG_VERDICT as u32),
+                ),
+                (s::NFTNL_EXPR_IMM_VERDICT, Attr::U32(libc::NF_DROP as u32)),
+            ],
+        }],
+        Stmt::RejectTcpReset => vec![RawExpr {
+            name: c"reject",
+            attrs: vec![
+                (
+                    s::NFTNL_EXPR_REJECT_TYPE,
+                    Attr::U32(libc::NFT_REJECT_TCP_RST as u32),
+                ),
+                (s::NFTNL_EXPR_REJECT_CODE, Attr::U8(0)),
+            ],
+        }],
+        Stmt::RejectIcmpxAdminProhibited => vec![RawExpr {
+            name: c"reject",
+            attrs: vec![
+                (
+                    s::NFTNL_EXPR_REJECT_TYPE,
+                    Attr::U32(libc::NFT_REJECT_ICMPX_UNREACH as u32),
+                ),
+                (
+                    s::NFTNL_EXPR_REJECT_CODE,
+                    Attr::U8(libc::NFT_REJECT_ICMPX_ADMIN_PROHIBITED as u8),
+                ),
+            ],
+        }],
+    })
+}
+
+fn key_params(k: KeyType) -> (u32, u32) {
+    // nft datatypes: ipv4_addr = 7, ipv6_addr = 8; a concatenation type is
+    // (t1 << 6) | t2 and each member is padded to 32 bits.
+    match k {
+        KeyType::Addr(Family::V4) => (7, 4),
+        KeyType::Addr(Family::V6) => (8, 16),
+        KeyType::AddrPair(Family::V4) => ((7 << 6) | 7, 8),
+        KeyType::AddrPair(Family::V6) => ((8 << 6) | 8, 32),
+    }
+}
+
+/// Adds the interval elements of a set: start key, and end key `hi + 1` with
+/// INTERVAL_END unless it overflows (platform notes §2.3).
+fn add_ranges(raw: &mut RawSet, def: &SetDef) {
+    let end = libc::NFT_SET_ELEM_INTERVAL_END as u32;
+    for &(lo, hi) in &def.v4 {
+        raw.add_elem(&be_bytes_v4(lo), 0, 0);
+        if let Some(e) = hi.checked_add(1) {
+            raw.add_elem(&be_bytes_v4(e), end, 0);
+        }
+    }
+    for &(lo, hi) in &def.v6 {
+        raw.add_elem(&be_bytes_v6(lo), 0, 0);
+        if let Some(e) = hi.checked_add(1) {
+            raw.add_elem(&be_bytes_v6(e), end, 0);
+        }
+    }
+}
+
+fn timeout_ms(d: Duration) -> u64 {
+    (d.as_millis().min(u128::from(u64::MAX))) as u64
+}
+
+fn ip_from_key(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b)
+            .ok()
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        16 => <[u8; 16]>::try_from(b)
+            .ok()
+            .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        _ => None,
+    }
+}
+
+/// `r12_dyn_v4` -> (12, pair = true, v4); `r3_dst_dyn_v6` -> (3, false, v6).
+fn parse_dyn_set(name: &str) -> Option<(usize, bool, Family)> {
+    let rest = name.strip_prefix('r')?;
+    let (idx, kind) = rest.split_once('_')?;
+    let idx = idx.parse().ok()?;
+    match kind {
+        "dyn_v4" => Some((idx, true, Family::V4)),
+        "dyn_v6" => Some((idx, true, Family::V6)),
+        "dst_dyn_v4" => Some((idx, false, Family::V4)),
+        "dst_dyn_v6" => Some((idx, false, Family::V6)),
+        _ => None,
+    }
+}
+
+/// Rule comment from the rule's user data (TLV: type 0 = comment).
+fn comment_of(ud: &[u8]) -> Option<String> {
+    let mut off = 0usize;
+    while let (Some(&ty), Some(&len)) = (ud.get(off), ud.get(off + 1)) {
+        let v = ud.get(off + 2..off + 2 + len as usize)?;
+        if ty == 0 {
+            let v = v.split(|&b| b == 0).next().unwrap_or(v);
+            return Some(String::from_utf8_lossy(v).into_owned());
+        }
+        off += 2 + len as usize;
+    }
+    None
+}
+
+struct Msgs {
+    labels: Vec<String>,
+}
+
+impl Nft {
+    /// Opens the netlink socket for table `inet geofence`.
+    pub fn new() -> Result<Nft, NftError> {
+        Nft::with_table("geofence")
+    }
+
+    /// Opens the netlink socket for table `inet <table>`.
+    pub fn with_table(table: &str) -> Result<Nft, NftError> {
+        cstring(table)?;
+        let sock = Sock::open(SOCK_BUF).map_err(NftError::Socket)?;
+        Ok(Nft {
+            sock,
+            table: table.to_string(),
+            seq: 0,
+            buf: vec![0u8; RECV_BUF],
+        })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Atomically replaces the table with `rs` (table add, delete, add, then
+    /// sets, elements, chains, rules in one transaction), carrying over
+    /// `keep_dynamic` (read them with [`Nft::list_dynamic`] first), then
+    /// reads the table back. If the kernel rejects any message nothing
+    /// changes.
+    pub fn apply(
+        &mut self,
+        rs: &Ruleset,
+        keep_dynamic: &[DynElement],
+    ) -> Result<ApplyReport, NftError> {
+        if rs.table != self.table {
+            return Err(NftError::Invalid(format!(
+                "ruleset is for table {} but this handle manages {}",
+                rs.table, self.table
+            )));
+        }
+        let t0 = Instant::now();
+        let tname = cstring(&rs.table)?;
+        let table = Table::new(&tname, ProtoFamily::Inet);
+        let mut batch = Batch::new();
+        let mut m = Msgs { labels: Vec::new() };
+        batch.add(&table, MsgType::Add);
+        m.labels.push(format!("add table {}", rs.table));
+        batch.add(&table, MsgType::Del);
+        m.labels.push(format!("delete table {}", rs.table));
+        batch.add(&table, MsgType::Add);
+        m.labels.push(format!("add table {}", rs.table));
+
+        // Dynamic elements to keep, by set.
+        let mut keep: BTreeMap<String, Vec<&DynElement>> = BTreeMap::new();
+        let mut dropped = 0usize;
+        for e in keep_dynamic {
+            match e.set_name() {
+                Some(n) if rs.set(&n).is_some() && !e.timeout.is_zero() => {
+                    keep.entry(n).or_default().push(e)
+                }
+                _ => dropped += 1,
+            }
+        }
+        let mut kept = 0usize;
+        let mut set_ids = BTreeMap::new();
+        for (i, def) in rs.sets.iter().enumerate() {
+            let id = i as u32 + 1;
+            set_ids.insert(def.name.clone(), id);
+            let name = cstring(&def.name)?;
+            let (key_type, key_len) = key_params(def.key);
+            let mut flags = 0u32;
+            if def.interval {
+                flags |= libc::NFT_SET_INTERVAL as u32;
+            }
+            if def.timeout {
+                flags |= libc::NFT_SET_TIMEOUT as u32;
+            }
+            let mut raw = RawSet::new(&SetParams {
+                table: &tname,
+                name: &name,
+                family: INET,
+                id,
+                key_type,
+                key_len,
+                flags,
+            });
+            add_ranges(&mut raw, def);
+            if let Some(es) = keep.get(&def.name) {
+                for e in es {
+                    raw.add_elem(&e.key(), 0, timeout_ms(e.timeout).max(1));
+                    kept += 1;
+                }
+            }
+            batch.add(&raw, MsgType::Add);
+            m.labels.push(format!("add set {}", def.name));
+            let n = ffi::push_elems(&mut batch, &raw, ElemOp::AddExcl);
+            for c in 0..n {
+                m.labels.push(format!(
+                    "elements of set {} (message {} of {n}, {} elements in total)",
+                    def.name,
+                    c + 1,
+                    raw.elem_count()
+                ));
+            }
+        }
+        for cdef in &rs.chains {
+            let cname = cstring(&cdef.name)?;
+            let mut chain = Chain::new(&cname, &table);
+            let hook = match cdef.hook {
+                ChainHook::Forward => nftnl::Hook::Forward,
+                ChainHook::Output => nftnl::Hook::Out,
+                ChainHook::Input => nftnl::Hook::In,
+            };
+            chain.set_hook(hook, cdef.priority);
+            chain.set_type(ChainType::Filter);
+            chain.set_policy(Policy::Accept);
+            batch.add(&chain, MsgType::Add);
+            m.labels.push(format!("add chain {}", cdef.name));
+            for r in &cdef.rules {
+                let mut rule = Rule::new(&chain);
+                for st in &r.stmts {
+                    for e in stmt_exprs(st, &set_ids)? {
+                        rule.add_expr(&e);
+                    }
+                }
+                rule.set_comment(cstring(&r.comment)?)
+                    .map_err(|e| NftError::Invalid(format!("comment {:?}: {e}", r.comment)))?;
+                batch.add(&rule, MsgType::Add);
+                m.labels.push(format!("add rule `{r}`"));
+            }
+        }
+        let fin = batch.finalize();
+        let build_time = t0.elapsed();
+        let t1 = Instant::now();
+        let batch_bytes = self.commit(&fin, &m)?;
+        let commit_time = t1.elapsed();
+        let t2 = Instant::now();
+        let verify = self.verify(rs)?;
+        Ok(ApplyReport {
+            messages: m.labels.len(),
+            batch_bytes,
+            build_time,
+            commit_time,
+            kept_dynamic: kept,
+            dropped_dynamic: dropped,
+            verify,
+            verify_time: t2.elapsed(),
+        })
+    }
+
+    /// Reads the current dynamic elements, then applies `rs` keeping them:
+    /// the usual reload.
+    pub fn reload(&mut self, rs: &Ruleset) -> Result<ApplyReport, NftError> {
+        let keep = if self.table_exists()? {
+            self.list_dynamic()?
+        } else {
+            Vec::new()
+        };
+        self.apply(rs, &keep)
+    }
+
+    /// Sends a finalized batch in one `sendmsg` and checks every ack.
+    fn commit(&mut self, fin: &nftnl::FinalizedBatch, m: &Msgs) -> Result<usize, NftError> {
+        let pages: Vec<&[u8]> = fin.iter().collect();
+        let bytes: usize = pages.iter().map(|p| p.len()).sum();
+        let seqs = fin.sequence_numbers();
+        // Batch begin/end carry acked sequence numbers only on kernels >= 6.10.
+        let acked = (seqs.end - seqs.start) as usize;
+        let first_msg_seq = if acked == m.labels.len() + 2 {
+            seqs.start + 1
+        } else {
+            seqs.start
+        };
+        let label = |seq: u32| -> String {
+            seq.checked_sub(first_msg_seq)
+                .and_then(|i| m.labels.get(i as usize).cloned())
+                .unwrap_or_else(|| "batch begin/end".to_string())
+        };
+        self.sock.send_pages(&pages).map_err(NftError::Send)?;
+        let mut pending: BTreeSet<u32> = seqs.clone().collect();
+        let mut failure: Option<(u32, i32)> = None;
+        while !pending.is_empty() && failure.is_none() {
+            let n = self
+                .sock
+                .mnl
+                .recv_raw(&mut self.buf)
+                .map_err(NftError::Recv)?;
+            let datagram = self.buf.get(..n).unwrap_or_default();
+            for (ty, _, msg) in messages(datagram) {
+                if ty != NLMSG_ERROR {
+                    continue;
+                }
+                if let Some((errno, seq)) = error_of(msg) {
+                    pending.remove(&seq);
+                    if errno != 0 && failure.is_none() {
+                        failure = Some((seq, errno));
+                    }
+                }
+            }
+        }
+        if let Some((seq, errno)) = failure {
+            // The kernel queued all its answers during sendmsg: drain them so
+            // the next request starts clean.
+            while let Ok(Some(_)) = self.sock.recv_nonblocking(&mut self.buf) {}
+            return Err(NftError::Rejected {
+                seq,
+                what: label(seq),
+                err: io::Error::from_raw_os_error(errno),
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        // Dumps use sequence numbers far from the batch range (which starts at 1).
+        self.seq = self.seq.wrapping_add(1);
+        0x4000_0000 | (self.seq & 0x3fff_ffff)
+    }
+
+    fn dump(&mut self, kind: Dump, set: Option<&str>) -> Result<Vec<Parsed>, NftError> {
+        let seq = self.next_seq();
+        let table = cstring(&self.table)?;
+        let set_c = set.map(cstring).transpose()?;
+        let req = ffi::request(kind, INET, &table, set_c.as_deref(), seq);
+        let what = match set {
+            Some(s) => format!("{kind:?} of set {s} in table {}", self.table),
+            None => format!("{kind:?} of table {}", self.table),
+        };
+        self.sock.mnl.send(&req).map_err(|err| NftError::Dump {
+            what: what.clone(),
+            err,
+        })?;
+        let mut out = Vec::new();
+        loop {
+            let n = self
+                .sock
+                .mnl
+                .recv_raw(&mut self.buf)
+                .map_err(|err| NftError::Dump {
+                    what: what.clone(),
+                    err,
+                })?;
+            let datagram = self.buf.get(..n).unwrap_or_default();
+            for (ty, mseq, msg) in messages(datagram) {
+                if mseq != seq {
+                    continue;
+                }
+                match ty {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let errno = error_of(msg).map(|e| e.0).unwrap_or(libc::EIO);
+                        if errno == 0 {
+                            return Ok(out);
+                        }
+                        return Err(NftError::Dump {
+                            what,
+                            err: io::Error::from_raw_os_error(errno),
+                        });
+                    }
+                    _ => {
+                        if let Some(p) = ffi::parse_msg(kind, msg) {
+                            out.push(p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `inet <table>` exists.
+    pub fn table_exists(&mut self) -> Result<bool, NftError> {
+        let t = self.dump(Dump::Tables, None)?;
+        Ok(t.iter()
+            .any(|p| matches!(p, Parsed::Table(n) if *n == self.table)))
+    }
+
+    fn set_elems(&mut self, set: &str) -> Result<Vec<ffi::ElemInfo>, NftError> {
+        let mut v = Vec::new();
+        for p in self.dump(Dump::Elems, Some(set))? {
+            if let Parsed::Elems { elems, .. } = p {
+                v.extend(elems);
+            }
+        }
+        Ok(v)
+    }
+
+    /// Compares the kernel's table with `rs`: sets present with the intended
+    /// number of ranges, the same chains, the same rules (by comment, in
+    /// order). Detects deletion and tampering.
+    pub fn verify(&mut self, rs: &Ruleset) -> Result<VerifyReport, NftError> {
+        let mut rep = VerifyReport::default();
+        if !self.table_exists()? {
+            rep.problems
+                .push(format!("table inet {} is missing", self.table));
+            return Ok(rep);
+        }
+        rep.table_present = true;
+        let sets: Vec<(String, u32)> = self
+            .dump(Dump::Sets, None)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Parsed::Set { name, flags, .. } => Some((name, flags)),
+                _ => None,
+            })
+            .collect();
+        for def in &rs.sets {
+            if !sets.iter().any(|(n, _)| *n == def.name) {
+                rep.problems.push(format!("set {} is missing", def.name));
+                continue;
+            }
+            let elems = self.set_elems(&def.name)?;
+            let end = libc::NFT_SET_ELEM_INTERVAL_END as u32;
+            let n = elems.iter().filter(|e| e.flags & end == 0).count();
+            rep.set_elements.push((def.name.clone(), n));
+            if def.interval && n != def.range_count() {
+                rep.problems.push(format!(
+                    "set {} holds {n} ranges, intended {}",
+                    def.name,
+                    def.range_count()
+                ));
+            }
+        }
+        for (n, _) in &sets {
+            if rs.set(n).is_none() {
+                rep.problems.push(format!("unexpected set {n}"));
+            }
+        }
+        rep.chains = self
+            .dump(Dump::Chains, None)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Parsed::Chain(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let want: BTreeSet<&str> = rs.chains.iter().map(|c| c.name.as_str()).collect();
+        let have: BTreeSet<&str> = rep.chains.iter().map(String::as_str).collect();
+        if want != have {
+            rep.problems
+                .push(format!("chains are {have:?}, intended {want:?}"));
+        }
+        let rules: Vec<ffi::RuleInfo> = self
+            .dump(Dump::Rules, None)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Parsed::Rule(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        rep.rules = rules.len();
+        for c in &rs.chains {
+            let got: Vec<String> = rules
+                .iter()
+                .filter(|r| r.chain == c.name)
+                .map(|r| comment_of(&r.userdata).unwrap_or_default())
+                .collect();
+            let want: Vec<&str> = c.rules.iter().map(|r| r.comment.as_str()).collect();
+            if got != want {
+                rep.problems.push(format!(
+                    "chain {} has {} rules {:?}, intended {} rules",
+                    c.name,
+                    got.len(),
+                    got.iter().take(4).collect::<Vec<_>>(),
+                    want.len()
+                ));
+            }
+        }
+        Ok(rep)
+    }
+
+    /// All dynamic elements currently in the kernel, with remaining lifetimes.
+    pub fn list_dynamic(&mut self) -> Result<Vec<DynElement>, NftError> {
+        let names: Vec<String> = self
+            .dump(Dump::Sets, None)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Parsed::Set { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for name in names {
+            let Some((idx, pair, fam)) = parse_dyn_set(&name) else {
+                continue;
+            };
+            let alen = fam.addr_len() as usize;
+            for e in self.set_elems(&name)? {
+                let remaining = Duration::from_millis(e.expiration_ms);
+                let (src, dst) = if pair {
+                    let (a, b) = e.key.split_at(alen.min(e.key.len()));
+                    (ip_from_key(a), ip_from_key(b))
+                } else {
+                    (None, ip_from_key(&e.key))
+                };
+                let Some(dst) = dst else { continue };
+                if pair && src.is_none() {
+                    continue;
+                }
+                out.push(DynElement {
+                    rule_index: idx,
+                    src,
+                    dst,
+                    timeout: remaining,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds run-time blocks in one transaction. Re-adding an element that
+    /// is already present does not abort the batch (no NLM_F_EXCL) and
+    /// refreshes its timeout.
+    pub fn add_dynamic(&mut self, elems: &[DynElement]) -> Result<(), NftError> {
+        self.dynamic_batch(elems, ElemOp::AddOrUpdate)
+    }
+
+    /// Removes run-time blocks in one transaction (all must exist).
+    pub fn remove_dynamic(&mut self, elems: &[DynElement]) -> Result<(), NftError> {
+        self.dynamic_batch(elems, ElemOp::Del)
+    }
+
+    fn dynamic_batch(&mut self, elems: &[DynElement], op: ElemOp) -> Result<(), NftError> {
+        if elems.is_empty() {
+            return Ok(());
+        }
+        let tname = cstring(&self.table)?;
+        let mut by_set: BTreeMap<String, RawSet> = BTreeMap::new();
+        for e in elems {
+            let name = e
+                .set_name()
+                .ok_or_else(|| NftError::Invalid(format!("mixed address families in {e:?}")))?;
+            let cname = cstring(&name)?;
+            let raw = by_set
+                .entry(name)
+                .or_insert_with(|| RawSet::reference(&tname, &cname, INET));
+            let t = if op == ElemOp::Del {
+                0
+            } else {
+                timeout_ms(e.timeout).max(1)
+            };
+            raw.add_elem(&e.key(), 0, t);
+        }
+        let mut batch = Batch::new();
+        let mut m = Msgs { labels: Vec::new() };
+        for (name, raw) in &by_set {
+            let n = ffi::push_elems(&mut batch, raw, op);
+            for _ in 0..n {
+                m.labels.push(format!("{op:?} elements of set {name}"));
+            }
+        }
+        let fin = batch.finalize();
+        self.commit(&fin, &m).map(|_| ())
+    }
+
+    /// Deletes the table (no error if it does not exist).
+    pub fn delete_table(&mut self) -> Result<(), NftError> {
+        let tname = cstring(&self.table)?;
+        let table = Table::new(&tname, ProtoFamily::Inet);
+        let mut batch = Batch::new();
+        batch.add(&table, MsgType::Add);
+        batch.add(&table, MsgType::Del);
+        let m = Msgs {
+            labels: vec!["add table".into(), "delete table".into()],
+        };
+        let fin = batch.finalize();
+        self.commit(&fin, &m).map(|_| ())
+    }
+
+    /// Per-rule counters (rules with a `counter`), keyed by rule comment.
+    pub fn counters(&mut self) -> Result<Vec<RuleCounter>, NftError> {
+        Ok(self
+            .dump(Dump::Rules, None)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Parsed::Rule(r) => {
+                    let (packets, bytes) = r.counter?;
+                    Some(RuleCounter {
+                        rule: comment_of(&r.userdata).unwrap_or_default(),
+                        packets,
+                        bytes,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dyn_set_names_parse() {
+        assert_eq!(parse_dyn_set("r12_dyn_v4"), Some((12, true, Family::V4)));
+        assert_eq!(parse_dyn_set("r3_dst_dyn_v6"), Some((3, false, Family::V6)));
+        assert_eq!(parse_dyn_set("r3_dst_v6"), None);
+        assert_eq!(parse_dyn_set("x3_dyn_v4"), None);
+    }
+
+    #[test]
+    fn comments_parse_from_udata() {
+        let mut ud = vec![0u8, 6];
+        ud.extend_from_slice(b"r0/x\0\0");
+        assert_eq!(comment_of(&ud).as_deref(), Some("r0/x"));
+        assert_eq!(comment_of(&[0, 200, 1]), None);
+        assert_eq!(comment_of(&[]), None);
+    }
+
+    #[test]
+    fn netlink_messages_split_and_errors_parse() {
+        let mut buf = Vec::new();
+        // An NLMSG_ERROR (len 36) acking seq 7 with EEXIST.
+        buf.extend_from_slice(&36u32.to_ne_bytes());
+        buf.extend_from_slice(&2u16.to_ne_bytes());
+        buf.extend_from_slice(&0u16.to_ne_bytes());
+        buf.extend_from_slice(&7u32.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&(-libc::EEXIST).to_ne_bytes());
+        buf.extend_from_slice(&[0u8; 8]);
+        buf.extend_from_slice(&7u32.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&[1, 2, 3]); // truncated trailing garbage
+        let ms = messages(&buf);
+        assert_eq!(ms.len(), 1);
+        assert_eq!(error_of(ms[0].2), Some((libc::EEXIST, 7)));
+    }
+}
