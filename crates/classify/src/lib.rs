@@ -14,5 +14,7 @@
 
 pub mod app;
 pub mod sigs;
+pub mod stun;
+pub mod payload;
 
 pub use app::{AppId, Category, Method, BUILTIN_APPS, CONFERENCING_GROUP};
