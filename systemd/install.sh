@@ -4,6 +4,9 @@
 #
 #   sudo systemd/install.sh [--no-start] [--skip-build] [--no-geoip] [--help]
 #
+# DESTDIR=/some/dir stages every file under that directory instead (for
+# packaging and tests): no apt-get, no systemctl, nothing outside DESTDIR.
+#
 # Idempotent: running it again upgrades binaries, units and shipped reference
 # files, and never overwrites /etc/geofence/geofence.toml or a GeoIP database
 # that is already there.
@@ -26,7 +29,7 @@ set -euo pipefail
 START=1
 BUILD=1
 GEOIP=1
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-start) START=0 ;;
@@ -42,20 +45,30 @@ say() { printf '==> %s\n' "$*"; }
 warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
+DESTDIR=${DESTDIR:-}
+if [ -n "$DESTDIR" ]; then
+    DESTDIR=$(mkdir -p "$DESTDIR" && cd "$DESTDIR" && pwd)
+    START=0
+else
+    [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
+fi
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ ! -f "$REPO/Cargo.toml" ] || [ ! -d "$REPO/crates/geofenced" ]; then
     die "$REPO does not look like the Geofence repository"
 fi
 
-BIN_DIR=/usr/local/bin
-LIB_DIR=/usr/local/lib/geofence
-SHARE_DIR=/usr/local/share/geofence
-DOC_DIR=/usr/local/share/doc/geofence
-ETC_DIR=/etc/geofence
-UNIT_DIR=/etc/systemd/system
-FREE_DB=/var/lib/geofence/geoip/geo-whois-asn-country.mmdb
-MAXMIND_DB=/var/lib/GeoIP/GeoLite2-Country.mmdb
+BIN_DIR=$DESTDIR/usr/local/bin
+LIB_DIR=$DESTDIR/usr/local/lib/geofence
+SHARE_DIR=$DESTDIR/usr/local/share/geofence
+DOC_DIR=$DESTDIR/usr/local/share/doc/geofence
+ETC_DIR=$DESTDIR/etc/geofence
+UNIT_DIR=$DESTDIR/etc/systemd/system
+LOGROTATE_DIR=$DESTDIR/etc/logrotate.d
+SYSCTL_DIR=$DESTDIR/etc/sysctl.d
+STATE_DIR=$DESTDIR/var/lib/geofence
+LOG_DIR=$DESTDIR/var/log/geofence
+FREE_DB=$STATE_DIR/geoip/geo-whois-asn-country.mmdb
+MAXMIND_DB=$DESTDIR/var/lib/GeoIP/GeoLite2-Country.mmdb
 
 if [ -r /etc/os-release ]; then
     # shellcheck disable=SC1091
@@ -71,7 +84,9 @@ missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ -n "$DESTDIR" ]; then
+    say "DESTDIR set: not installing packages (missing here: ${missing[*]:-none})"
+elif [ ${#missing[@]} -gt 0 ]; then
     say "installing packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
@@ -164,18 +179,18 @@ for d in "$REPO"/docs/*.md; do
 done
 
 say "installing systemd units, logrotate and sysctl snippets"
-install -d -m 0755 "$UNIT_DIR" /etc/logrotate.d /etc/sysctl.d
+install -d -m 0755 "$UNIT_DIR" "$LOGROTATE_DIR" "$SYSCTL_DIR"
 for u in geofenced.service geofence-geoip-update.service geofence-geoip-update.timer; do
     install -m 0644 "$REPO/systemd/$u" "$UNIT_DIR/$u"
 done
-install -m 0644 "$REPO/systemd/logrotate.d/geofence" /etc/logrotate.d/geofence
-cat > /etc/sysctl.d/90-geofence.conf <<'SYSCTL'
+install -m 0644 "$REPO/systemd/logrotate.d/geofence" "$LOGROTATE_DIR/geofence"
+cat > "$SYSCTL_DIR/90-geofence.conf" <<'SYSCTL'
 # Geofence: per-flow packet counters in conntrack (needed by the
 # `ct original packets < N` rule that copies each flow's first packets).
 net.netfilter.nf_conntrack_acct = 1
 SYSCTL
-install -d -m 0750 /var/lib/geofence /var/log/geofence
-install -d -m 0755 /var/lib/geofence/geoip
+install -d -m 0750 "$STATE_DIR" "$LOG_DIR"
+install -d -m 0755 "$STATE_DIR/geoip"
 
 # --- 4. GeoIP database ----------------------------------------------------------
 if [ -s "$MAXMIND_DB" ]; then
@@ -188,7 +203,7 @@ elif [ "$GEOIP" = 1 ]; then
     if ! command -v npm >/dev/null 2>&1; then
         say "  npm is not installed; geoip-update will use curl against registry.npmjs.org"
     fi
-    "$LIB_DIR/geoip-update" --free-only --no-reload \
+    "$LIB_DIR/geoip-update" --free-only --no-reload --dest "$STATE_DIR/geoip" \
         || warn "GeoIP download failed; run $LIB_DIR/geoip-update later. geofenced will not start without a database."
 else
     warn "no GeoIP database and --no-geoip given: geofenced needs $FREE_DB or $MAXMIND_DB"
@@ -203,7 +218,7 @@ else
 fi
 
 if [ "$START" = 0 ]; then
-    say "--no-start: not starting. Later: systemctl daemon-reload && systemctl enable --now geofenced geofence-geoip-update.timer"
+    say "not starting (--no-start or DESTDIR). Later: systemctl daemon-reload && systemctl enable --now geofenced geofence-geoip-update.timer"
 elif [ -d /run/systemd/system ] && [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
     systemctl daemon-reload
     sysctl -q -p /etc/sysctl.d/90-geofence.conf 2>/dev/null || true
