@@ -905,3 +905,132 @@ fn mutations_never_panic() {
     }
     println!("mutations: 200000, still STUN after mutation: {parsed}");
 }
+
+// ------------------------------------------------------------ testdata/b
+
+/// A sample from `testdata/b/NAME.hex` (comment lines start with `#`).
+fn sample(name: &str) -> Vec<u8> {
+    let p = format!("{}/testdata/b/{name}.hex", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&p).expect("sample");
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| l.chars())
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect();
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn samples_stun() {
+    let s = sample("stun_signal_401");
+    let m = stun::parse(&s, false).expect("401");
+    assert_eq!((m.msg_type, m.method()), (0x0113, 0x003));
+    assert!(m.is_response() && m.has_attr(stun::attr::ERROR_CODE));
+    assert_eq!(m.realm(), Some("signal.org"));
+
+    let s = sample("stun_signal_allocate_ok");
+    let m = stun::parse(&s, false).expect("allocate ok");
+    assert_eq!(m.msg_type, 0x0103);
+    let relayed = m.xor_relayed_address().expect("relayed");
+    let mapped = m.xor_mapped_address().expect("mapped");
+    assert!(!relayed.ip().is_unspecified() && !mapped.ip().is_unspecified());
+
+    let s = sample("stun_signal_createperm");
+    let m = stun::parse(&s, false).expect("createperm");
+    assert_eq!(m.method(), 0x008);
+    assert!(m.xor_peer_addresses().count() >= 1);
+
+    let s = sample("teams_ms_multiplexed");
+    let m = stun::parse(&s, false).expect("ms");
+    assert_eq!(m.framing, Framing::MsMultiplexed);
+    assert!(payload::teams_multiplexed(&s).is_some());
+
+    let s = sample("teams_tcp_rfc4571");
+    let m = stun::parse(&s, true).expect("tcp");
+    assert_eq!(m.framing, Framing::Rfc4571);
+    assert!(m.has_attr(0x8054));
+    assert!(
+        stun::parse(&s, false).is_none(),
+        "framed bytes are not a UDP message"
+    );
+
+    let s = sample("wa_0800");
+    assert_eq!(stun::parse(&s, false).map(|m| m.msg_type), Some(0x0800));
+
+    let s = sample("zoom_classic_stun");
+    let m = stun::parse(&s, false).expect("classic");
+    assert!(!m.has_cookie && (m.has_attr(0x0101) || m.has_attr(0x0103)));
+    assert!(m.xor_mapped_address().is_none());
+
+    let s = sample("telegram_realm");
+    assert_eq!(
+        stun::parse(&s, false).and_then(|m| m.realm()),
+        Some("telegram.org")
+    );
+
+    for n in [
+        "neg_tls_client_hello",
+        "neg_dns_query",
+        "neg_quic_initial",
+        "zoom_sfu_audio",
+        "agora_sni",
+    ] {
+        let s = sample(n);
+        assert!(
+            stun::parse(&s, false).is_none() && stun::parse(&s, true).is_none(),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn samples_payload() {
+    let hit = |name: &str, p: Packet<'_>| {
+        let f = payload::matcher(name).expect("matcher");
+        f(&p).map(|m| (m.what, m.host.map(str::to_string)))
+    };
+    let s = sample("zoom_sfu_audio");
+    let mut p = Packet::udp(&s, 58117, 8801);
+    assert_eq!(hit("zoom-sfu", p), Some(("sfu-audio", None)));
+    p.dst_port = 9000;
+    assert_eq!(hit("zoom-sfu", p), None, "port gate");
+    let s = sample("zoom_sfu_hello");
+    assert_eq!(
+        hit("zoom-sfu", Packet::udp(&s, 58327, 8801)),
+        Some(("sfu-hello", None))
+    );
+    let s = sample("agora_sni");
+    assert_eq!(
+        hit("agora-sdrtn", Packet::udp(&s, 35778, 8130)),
+        Some((
+            "sni-agora",
+            Some("23-248-186-179.edge.agora.io".to_string()) // the packet goes to 23.248.186.179
+        ))
+    );
+    let s = sample("discord_ipdisc_resp");
+    assert_eq!(
+        hit("discord-ip-discovery", Packet::udp(&s, 50004, 57955)).map(|m| m.0),
+        Some("ip-discovery-response")
+    );
+    let s = sample("dingtalk");
+    assert!(hit("dingtalk", Packet::tcp(&s, 48910, 443)).is_some());
+    assert!(hit("dingtalk", Packet::udp(&s, 48910, 443)).is_none());
+    let s = sample("telegram_relay");
+    assert!(hit("telegram-voip", Packet::udp(&s, 23174, 521)).is_some());
+    assert!(hit("telegram-voip", Packet::udp(&s, 23174, 1521)).is_none());
+    for n in ["neg_tls_client_hello", "neg_dns_query", "neg_quic_initial"] {
+        let s = sample(n);
+        for tr in [Transport::Udp, Transport::Tcp] {
+            for (sp, dp) in [(8801, 40000), (550, 40000), (443, 50000), (53, 3478)] {
+                let p = Packet {
+                    transport: tr,
+                    ..Packet::udp(&s, sp, dp)
+                };
+                assert!(payload::match_any(&p).is_none(), "{n} {sp}");
+            }
+        }
+    }
+}
