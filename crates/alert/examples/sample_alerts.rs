@@ -1,0 +1,119 @@
+//! Prints one sample line per event kind, built with the real types, for
+//! docs/alerts.md and for testing a SIEM pipeline:
+//! `cargo run -p geofence-alert --example sample_alerts`.
+
+use geofence_alert::{Alert, EventKind};
+
+fn main() {
+    let ip = |s: &str| s.parse().ok();
+    let mut samples = Vec::new();
+
+    let mut a = Alert {
+        timestamp: "2026-11-27T10:41:00.123456Z".into(),
+        event: EventKind::Flow,
+        action: "block".into(),
+        verdict: Some("reject".into()),
+        rule: Some("no-conferencing-to-prc".into()),
+        app: Some("zoom".into()),
+        method: Some("tls-sni".into()),
+        host: Some("zoomfrn99mmr.zoom.us".into()),
+        proto: Some("tcp".into()),
+        src_ip: ip("192.0.2.10"),
+        src_port: Some(50123),
+        dest_ip: ip("203.0.113.10"),
+        dest_port: Some(443),
+        country: Some("CN".into()),
+        jurisdiction: Some("prc".into()),
+        enforced_within_us: Some(412),
+        flow_id: Some(81234),
+        ..Alert::default()
+    };
+    a.reason = a.explain();
+    samples.push(a);
+
+    let mut a = Alert {
+        timestamp: "2026-11-27T10:41:02.501877Z".into(),
+        event: EventKind::Flow,
+        action: "alert".into(),
+        rule: Some("conferencing-unplaceable".into()),
+        app: Some("teams".into()),
+        method: Some("stun".into()),
+        evidence: Some("MS-SERVICE-QUALITY attribute".into()),
+        proto: Some("udp".into()),
+        src_ip: ip("2001:db8:1::20"),
+        src_port: Some(50000),
+        dest_ip: ip("2001:db8:ffff::7"),
+        dest_port: Some(3478),
+        jurisdiction: Some("unknown".into()),
+        flow_id: Some(81240),
+        ..Alert::default()
+    };
+    a.reason = a.explain();
+    samples.push(a);
+
+    let mut a = Alert {
+        timestamp: "2026-11-27T10:41:05.000312Z".into(),
+        event: EventKind::Dns,
+        action: "block".into(),
+        verdict: Some("drop".into()),
+        rule: Some("no-conferencing-to-adversaries".into()),
+        app: Some("telegram".into()),
+        method: Some("dns".into()),
+        host: Some("web.telegram.org".into()),
+        dest_ip: ip("198.51.100.77"),
+        country: Some("RU".into()),
+        registered_country: Some("GB".into()),
+        asn: Some(64501),
+        as_org: Some("Example Transit Ltd".into()),
+        jurisdiction: Some("russia".into()),
+        evidence: Some("A record, TTL 300, answer from 192.0.2.53".into()),
+        ..Alert::default()
+    };
+    a.reason = a.explain();
+    samples.push(a);
+
+    samples.push(Alert {
+        timestamp: "2026-11-27T10:40:00.000100Z".into(),
+        event: EventKind::Policy,
+        action: "alert".into(),
+        evidence: Some("rules=4 jurisdictions=5 apps=21".into()),
+        reason: "policy loaded from /etc/geofence/geofence.toml: 4 rules, default allow".into(),
+        ..Alert::default()
+    });
+    samples.push(Alert {
+        timestamp: "2026-11-27T10:42:10.770001Z".into(),
+        event: EventKind::Tamper,
+        action: "alert".into(),
+        evidence: Some("table inet geofence missing".into()),
+        reason: "the nftables table inet geofence was deleted by another program; restored it"
+            .into(),
+        ..Alert::default()
+    });
+    samples.push(Alert {
+        timestamp: "2026-11-27T10:40:00.000050Z".into(),
+        event: EventKind::Database,
+        action: "alert".into(),
+        evidence: Some("build_epoch=2026-06-17 age_days=163".into()),
+        reason: "GeoIP database /var/lib/geofence/geoip/geo-whois-asn-country.mmdb is 163 days old (limit 45)".into(),
+        ..Alert::default()
+    });
+    samples.push(Alert {
+        timestamp: "2026-11-27T10:43:12.000900Z".into(),
+        event: EventKind::Daemon,
+        action: "alert".into(),
+        evidence: Some("dropped=16".into()),
+        reason:
+            "alert log: 16 alerts were dropped because /var/log/geofence/alerts.jsonl could not be \
+                 written (No space left on device (os error 28)) and the in-memory buffer of 10000 \
+                 alerts was full"
+                .into(),
+        ..Alert::default()
+    });
+
+    for s in samples {
+        match serde_json::to_string(&s) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+}
