@@ -210,11 +210,11 @@ else
 fi
 
 # --- 5. check and start ------------------------------------------------------
-if "$BIN_DIR/geofencectl" check "$ETC_DIR/geofence.toml" >/dev/null 2>&1; then
+if "$BIN_DIR/geofencectl" check --config "$ETC_DIR/geofence.toml" >/dev/null 2>&1; then
     say "policy $ETC_DIR/geofence.toml is valid"
 else
-    warn "geofencectl check $ETC_DIR/geofence.toml reported problems:"
-    "$BIN_DIR/geofencectl" check "$ETC_DIR/geofence.toml" >&2 || true
+    warn "geofencectl check --config $ETC_DIR/geofence.toml reported problems:"
+    "$BIN_DIR/geofencectl" check --config "$ETC_DIR/geofence.toml" >&2 || true
 fi
 
 if [ "$START" = 0 ]; then
