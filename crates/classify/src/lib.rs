@@ -14,7 +14,9 @@
 
 pub mod app;
 pub mod sigs;
+pub mod sigdb;
 pub mod stun;
 pub mod payload;
 
 pub use app::{AppId, Category, Method, BUILTIN_APPS, CONFERENCING_GROUP};
+pub use sigdb::{AppInfo, AppRef, SignatureDb};

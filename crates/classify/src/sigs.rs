@@ -142,7 +142,7 @@ impl BytePattern {
     /// Decodes `hex`; None when it is not valid hex.
     pub fn bytes(&self) -> Option<Vec<u8>> {
         let h: Vec<u8> = self.hex.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-        if h.len() % 2 != 0 || h.is_empty() {
+        if h.len() & 1 == 1 || h.is_empty() {
             return None;
         }
         h.chunks(2)
