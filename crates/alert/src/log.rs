@@ -117,6 +117,41 @@ impl AlertLog {
         })
     }
 
+    /// Like [`AlertLog::open_with`] but never fails: if the file cannot be
+    /// opened now (directory missing and not creatable, permissions, full
+    /// disk), the problem is logged and counted, alerts are buffered, and the
+    /// open is retried every `retry_interval`. For the daemon, whose
+    /// enforcement must start even when the log directory is broken.
+    pub fn open_lenient(path: &Path, opts: AlertLogOptions) -> AlertLog {
+        match AlertLog::open_with(path, opts.clone()) {
+            Ok(log) => log,
+            Err(e) => {
+                let mut log = AlertLog {
+                    path: path.to_path_buf(),
+                    opts,
+                    file: None,
+                    id: None,
+                    ring: VecDeque::new(),
+                    stats: AlertStats::default(),
+                    unreported_drops: 0,
+                    last_error: None,
+                    failures_since_warn: 0,
+                    last_warn: None,
+                    last_retry: Some(Instant::now()),
+                    last_inode_check: Instant::now(),
+                    failing: false,
+                };
+                log.note_failure("open", &io::Error::other(e.to_string()));
+                log
+            }
+        }
+    }
+
+    /// True while the file is open and nothing is waiting in memory.
+    pub fn is_healthy(&self) -> bool {
+        self.file.is_some() && self.ring.is_empty() && self.unreported_drops == 0
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -422,3 +422,31 @@ fn writer_reports_queue_overflow_in_the_file() {
     assert_eq!(reported, refused);
     assert_eq!((v.len() - notices.len()) as u64 + refused, 20_000);
 }
+
+#[test]
+fn lenient_open_buffers_until_the_directory_can_be_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A plain file where the log directory should be: open must fail.
+    let blocker = dir.path().join("logs");
+    fs::write(&blocker, b"not a directory").expect("blocker");
+    let path = blocker.join("alerts.jsonl");
+    assert!(AlertLog::open_with(&path, opts_fast()).is_err());
+
+    let mut log = AlertLog::open_lenient(&path, opts_fast());
+    assert!(!log.is_healthy());
+    for i in 0..3 {
+        log.write(&flow(i));
+    }
+    let s = log.stats();
+    assert_eq!((s.written, s.buffered), (0, 3), "{s:?}");
+    assert!(s.failed >= 4, "open + 3 retries: {s:?}");
+
+    fs::remove_file(&blocker).expect("unblock");
+    log.tick();
+    assert!(log.is_healthy());
+    let ids: Vec<u64> = lines(&path)
+        .iter()
+        .map(|v| v["flow_id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, [0, 1, 2]);
+}
