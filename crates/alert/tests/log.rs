@@ -450,3 +450,23 @@ fn lenient_open_buffers_until_the_directory_can_be_created() {
         .collect();
     assert_eq!(ids, [0, 1, 2]);
 }
+
+#[test]
+fn hostile_strings_cannot_forge_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let mut log = AlertLog::open(&path).expect("open");
+    let mut a = flow(1);
+    // An SNI or DNS name is attacker-controlled.
+    a.host =
+        Some("evil.example\n{\"event\":\"daemon\",\"reason\":\"forged\"}\r\u{0}\u{1b}[2J".into());
+    a.reason = a.explain();
+    log.write(&a);
+    drop(log);
+    let text = fs::read_to_string(&path).expect("read");
+    assert_eq!(text.matches('\n').count(), 1, "exactly one line: {text:?}");
+    assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\0'));
+    let v = lines(&path);
+    assert_eq!(v[0]["event"], "flow");
+    assert_eq!(v[0]["host"].as_str(), a.host.as_deref());
+}
