@@ -203,7 +203,7 @@ impl Invalid {
                 format!("{}: {}", render_path(&self.loc.path), self.message),
             );
         };
-        let span = locate(&src.text, &self.loc.path, self.loc.key).unwrap_or(0..0);
+        let span = locate(&src.text, &self.loc.path[..], self.loc.key).unwrap_or(0..0);
         ConfigError::at(&src.name, &src.text, span, self.message)
     }
 }
@@ -225,8 +225,9 @@ fn render_path(path: &[Seg]) -> String {
 }
 
 /// Span of the value (or key) at `path`, or of the deepest parent found.
-pub(crate) fn locate(text: &str, path: &[Seg], want_key: bool) -> Option<Range<usize>> {
+pub(crate) fn locate(text: &str, path: impl AsRef<[Seg]>, want_key: bool) -> Option<Range<usize>> {
     use toml::de::{DeTable, DeValue};
+    let path = path.as_ref();
     let doc = DeTable::parse(text).ok()?;
     let mut best: Option<Range<usize>> = None;
     let mut cur_table = Some(doc.get_ref());
@@ -308,11 +309,11 @@ mod tests {
     #[test]
     fn locate_walks_arrays_of_tables() {
         let text = "[[rule]]\nname = \"a\"\n[[rule]]\nname = \"b\"\nto = [\"x\", \"y\"]\n";
-        let span = locate(text, &tpath!["rule", 1, "to", 1], false).expect("span");
+        let span = locate(text, tpath!["rule", 1, "to", 1], false).expect("span");
         assert_eq!(text.get(span), Some("\"y\""));
-        let span = locate(text, &tpath!["rule", 1, "name"], true).expect("span");
+        let span = locate(text, tpath!["rule", 1, "name"], true).expect("span");
         assert_eq!(text.get(span), Some("name"));
-        let span = locate(text, &tpath!["rule", 0, "apps"], false).expect("span");
+        let span = locate(text, tpath!["rule", 0, "apps"], false).expect("span");
         // Missing leaf: falls back to the parent, a table: its header.
         assert_eq!(text.get(span), Some("[[rule]]"));
     }

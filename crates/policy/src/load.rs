@@ -59,7 +59,35 @@ fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
 /// A toml syntax or deserialization error, placed at its span.
 pub(crate) fn toml_error(name: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let message = e.message().trim().to_string();
-    ConfigError::at(name, text, e.span().unwrap_or(0..0), message)
+    let span = e.span().unwrap_or(0..0);
+    let span = narrow_to_value(text, span.clone(), &message).unwrap_or(span);
+    ConfigError::at(name, text, span, message)
+}
+
+/// Errors raised while converting one element of an array (an invalid
+/// country code or app id) come with the span of the whole array; point at
+/// the element the message names (its first `backticked` word) instead.
+fn narrow_to_value(
+    text: &str,
+    span: std::ops::Range<usize>,
+    message: &str,
+) -> Option<std::ops::Range<usize>> {
+    let region = text.get(span.clone())?;
+    if !region.starts_with('[') {
+        return None;
+    }
+    let value = message.split('`').nth(1)?;
+    let mut found = None;
+    for quote in ['"', '\''] {
+        let needle = format!("{quote}{value}{quote}");
+        for (i, _) in region.match_indices(&needle) {
+            if found.is_some() {
+                return None; // ambiguous: keep the array span
+            }
+            found = Some(span.start + i..span.start + i + needle.len());
+        }
+    }
+    found
 }
 
 /// Reads every `*.toml` file (sorted by name) of each directory. An id
@@ -104,7 +132,7 @@ pub fn read_signature_dirs(dirs: &[PathBuf]) -> Result<Vec<AppDef>, ConfigError>
             for (i, app) in sig.apps.into_iter().enumerate() {
                 let here = {
                     let span =
-                        crate::error::locate(&text, &crate::error::tpath!["app", i, "id"], false);
+                        crate::error::locate(&text, crate::error::tpath!["app", i, "id"], false);
                     let line = span
                         .map(|s| crate::error::position(&text, s).0)
                         .unwrap_or(0);

@@ -423,7 +423,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, rc) in config.rules.iter().enumerate() {
         if let Some(first) = names.insert(rc.name.as_str(), i) {
-            let line = line_of(config, &tpath!["rule", first, "name"]);
+            let line = line_of(config, tpath!["rule", first, "name"]);
             return Err(Invalid::new(
                 Loc::value(tpath!["rule", i, "name"]),
                 format!(
@@ -449,7 +449,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
         for i in 0..j {
             if let (Some(a), Some(b)) = (rules.get(i), rules.get(j)) {
                 if covers(a, b) {
-                    let line = line_of(config, &tpath!["rule", i, "name"]);
+                    let line = line_of(config, tpath!["rule", i, "name"]);
                     return Err(Invalid::new(
                         Loc::value(tpath!["rule", j, "name"]),
                         format!(
@@ -472,7 +472,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
 }
 
 /// " (line N)" for the value at `path`, or "" without source text.
-fn line_of(config: &Config, p: &[crate::error::Seg]) -> String {
+fn line_of(config: &Config, p: Vec<crate::error::Seg>) -> String {
     config
         .source
         .as_ref()
