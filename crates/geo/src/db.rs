@@ -236,7 +236,7 @@ impl std::fmt::Debug for GeoDb {
 
 /// Upper bound on distinct data records decoded at open (a real City database
 /// has a few hundred thousand); beyond it the database is refused.
-const MAX_RECORDS: usize = 16 << 20;
+const MAX_RECORDS: usize = 4 << 20;
 
 impl GeoDb {
     /// Opens every file; all-or-nothing. Each file is read into memory and verified.
@@ -410,16 +410,122 @@ fn open_one(name: String, bytes: Vec<u8>) -> Result<Db, GeoError> {
     }
 }
 
-fn open_checked(name: &str, bytes: Vec<u8>) -> Result<Db, GeoError> {
+/// Full verification pass with `maxminddb`'s verifier: metadata, every
+/// search-tree node reachable from the root (cycles and out-of-range records),
+/// the 16-byte separator and every referenced data record, with bounded work.
+///
+/// The verifier also insists on a non-empty `description` map and
+/// `database_type`, which real databases do not always have (the
+/// ip-location-db files carry an empty description). Those two are cosmetic:
+/// for such a file the verifier runs on a copy whose metadata map is
+/// re-encoded with placeholders; tree, separator and data bytes are identical.
+fn verify(name: &str, bytes: &[u8]) -> Result<(), GeoError> {
     let reader = Reader::from_source(bytes).map_err(|e| corrupt(name, e))?;
-    // Full verification pass: metadata, every search-tree node reachable from
-    // the root, the separator and every referenced data record (bounded work).
-    reader.verify().map_err(|e| corrupt(name, e))?;
+    let md = reader.metadata();
+    if !md.description.is_empty() && !md.database_type.is_empty() {
+        return reader.verify().map_err(|e| corrupt(name, e));
+    }
+    let marker = b"\xAB\xCD\xEFMaxMind.com";
+    let start = bytes
+        .windows(marker.len())
+        .rposition(|w| w == marker)
+        .ok_or_else(|| corrupt(name, "no metadata marker"))?
+        + marker.len();
+    let mut patched = bytes.get(..start).unwrap_or_default().to_vec();
+    meta_enc::metadata(md, &mut patched);
+    let copy = Reader::from_source(patched).map_err(|e| corrupt(name, e))?;
+    copy.verify().map_err(|e| corrupt(name, e))
+}
+
+/// Just enough of the MaxMind DB data encoding to re-encode a metadata map.
+mod meta_enc {
+    use maxminddb::Metadata;
+
+    fn control(ty: u8, size: usize, out: &mut Vec<u8>) {
+        let (bits, extra): (u8, Vec<u8>) = if size < 29 {
+            (size as u8, vec![])
+        } else if size < 285 {
+            (29, vec![(size - 29) as u8])
+        } else if size < 65_821 {
+            (30, ((size - 285) as u16).to_be_bytes().to_vec())
+        } else {
+            let s = ((size - 65_821) as u32).min(0x00ff_ffff).to_be_bytes();
+            (31, s[1..].to_vec())
+        };
+        if ty <= 7 {
+            out.push((ty << 5) | bits);
+        } else {
+            out.push(bits);
+            out.push(ty - 7);
+        }
+        out.extend_from_slice(&extra);
+    }
+
+    fn string(s: &str, out: &mut Vec<u8>) {
+        control(2, s.len(), out);
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    fn uint(ty: u8, n: u64, out: &mut Vec<u8>) {
+        let b = n.to_be_bytes();
+        let skip = b.iter().take_while(|&&x| x == 0).count();
+        let payload = b.get(skip..).unwrap_or_default();
+        control(ty, payload.len(), out);
+        out.extend_from_slice(payload);
+    }
+
+    pub(super) fn metadata(md: &Metadata, out: &mut Vec<u8>) {
+        control(7, 9, out);
+        string("binary_format_major_version", out);
+        uint(5, u64::from(md.binary_format_major_version), out);
+        string("binary_format_minor_version", out);
+        uint(5, u64::from(md.binary_format_minor_version), out);
+        string("build_epoch", out);
+        uint(9, md.build_epoch, out);
+        string("database_type", out);
+        string(
+            if md.database_type.is_empty() {
+                "unknown"
+            } else {
+                &md.database_type
+            },
+            out,
+        );
+        string("description", out);
+        if md.description.is_empty() {
+            control(7, 1, out);
+            string("en", out);
+            string("-", out);
+        } else {
+            control(7, md.description.len(), out);
+            for (k, v) in &md.description {
+                string(k, out);
+                string(v, out);
+            }
+        }
+        string("ip_version", out);
+        uint(5, u64::from(md.ip_version), out);
+        string("languages", out);
+        control(11, md.languages.len(), out);
+        for l in &md.languages {
+            string(l, out);
+        }
+        string("node_count", out);
+        uint(6, u64::from(md.node_count), out);
+        string("record_size", out);
+        uint(5, u64::from(md.record_size), out);
+    }
+}
+
+fn open_checked(name: &str, bytes: Vec<u8>) -> Result<Db, GeoError> {
+    verify(name, &bytes)?;
+    let reader = Reader::from_source(bytes).map_err(|e| corrupt(name, e))?;
     let md = reader.metadata();
     let description = md
         .description
         .get("en")
         .or_else(|| md.description.values().next())
+        .filter(|d| !d.is_empty())
         .cloned();
     let mut records: FxHashMap<usize, Entry> = FxHashMap::default();
     let mut seen = Provides::default();

@@ -182,6 +182,15 @@ impl MmdbBuilder {
         self
     }
 
+    /// Replaces the description map (`(language, text)` pairs; may be empty).
+    pub fn descriptions(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.description = pairs
+            .iter()
+            .map(|(l, t)| (l.to_string(), t.to_string()))
+            .collect();
+        self
+    }
+
     /// Maps `cidr` (`a.b.c.d/n`, `x::/n` or a bare address) to `v`.
     ///
     /// Panics on a malformed CIDR or an IPv6 network in an IPv4 database.
