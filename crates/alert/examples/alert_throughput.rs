@@ -54,4 +54,37 @@ fn main() {
         log.stats()
     );
     let _ = std::fs::remove_file(&path);
+
+    // The enforcement path's cost: a non-blocking send to the writer thread.
+    let log = match AlertLog::open(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let (tx, writer) = match geofence_alert::spawn_writer(log, 65_536) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let t = Instant::now();
+    let mut refused = 0u64;
+    for i in 0..n {
+        a.flow_id = Some(i);
+        if !tx.send(a.clone()) {
+            refused += 1;
+        }
+    }
+    let el = t.elapsed();
+    writer.shutdown();
+    println!(
+        "send(): {n} alerts in {:.3} s: {:.2} us/send (clone included), {refused} refused by a full queue, file stats {:?}",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64,
+        tx.stats()
+    );
+    let _ = std::fs::remove_file(&path);
 }

@@ -169,7 +169,10 @@ impl AlertLog {
         };
         self.check_inode();
         if !self.ring.is_empty() || self.unreported_drops > 0 || self.file.is_none() {
-            self.retry_backlog(false);
+            // Throttle retries only while the file is failing; a pending
+            // drop notice on a healthy file is written at once.
+            let force = !self.failing;
+            self.retry_backlog(force);
         }
         if self.ring.is_empty() && self.unreported_drops == 0 && self.file.is_some() {
             match self.write_line(&line) {

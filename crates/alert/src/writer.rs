@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 enum Msg {
     Alert(Box<Alert>),
@@ -60,12 +60,22 @@ pub fn spawn_writer(log: AlertLog, queue: usize) -> std::io::Result<(AlertSender
     ))
 }
 
+/// Queue overflows are handed to the log (and so reported by a notice line)
+/// at most this often, so an alert storm yields one notice per second, not
+/// one per alert.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
 fn writer_loop(mut log: AlertLog, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) {
+    let mut last_report: Option<Instant> = None;
     loop {
         let msg = rx.recv_timeout(Duration::from_millis(250));
-        let lost = shared.queue_drops.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            log.note_dropped(lost);
+        let final_round = matches!(msg, Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected));
+        if final_round || last_report.is_none_or(|t| t.elapsed() >= DROP_REPORT_INTERVAL) {
+            let lost = shared.queue_drops.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                log.note_dropped(lost);
+                last_report = Some(Instant::now());
+            }
         }
         match msg {
             Ok(Msg::Alert(a)) => log.write(&a),

@@ -421,6 +421,12 @@ fn writer_reports_queue_overflow_in_the_file() {
         .sum();
     assert_eq!(reported, refused);
     assert_eq!((v.len() - notices.len()) as u64 + refused, 20_000);
+    // Queue overflow alone must not push a healthy file into backlog mode
+    // (which would drop more alerts from the ring), and notices are
+    // coalesced: at most one per second plus the final one.
+    let s = tx.stats();
+    assert_eq!((s.dropped, s.buffered), (refused, 0), "{s:?}");
+    assert!(notices.len() <= 3, "{} notices", notices.len());
 }
 
 #[test]
