@@ -3,6 +3,7 @@
 
 use crate::config::{CaptureKind, Config};
 use crate::error::{tpath, Invalid, Loc, Seg};
+use geofence_classify::sigdb::{SigError, SignatureDb, KNOWN_MATCHERS};
 use geofence_classify::sigs::AppDef;
 use geofence_classify::CONFERENCING_GROUP;
 use geofence_geo::IpRanges;
@@ -225,6 +226,31 @@ pub(crate) fn app_defs(apps: &[AppDef]) -> Result<(), Invalid> {
         for (j, c) in app.cidrs.iter().enumerate() {
             check_cidr(c).map_err(|m| Invalid::new(at(tpath!["cidrs", j]), m))?;
         }
+        for (j, a) in app.asns.iter().enumerate() {
+            if *a == 0 || *a == 23456 || *a == u32::MAX {
+                return Err(Invalid::new(
+                    at(tpath!["asns", j]),
+                    format!("AS{a} is a reserved AS number"),
+                ));
+            }
+        }
+        for (j, m) in app.payload.iter().enumerate() {
+            if !KNOWN_MATCHERS.contains(&m.as_str()) {
+                return Err(Invalid::new(
+                    at(tpath!["payload", j]),
+                    format!(
+                        "unknown payload matcher `{m}` (built in: {})",
+                        KNOWN_MATCHERS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if app.ranges_need_ports && app.ports.is_empty() {
+            return Err(Invalid::new(
+                at(tpath!["ranges_need_ports"]),
+                "`ranges_need_ports = true` needs `ports`",
+            ));
+        }
         for (j, p) in app.ports.iter().enumerate() {
             if p.range().is_none() {
                 return Err(Invalid::new(
@@ -249,15 +275,28 @@ pub(crate) fn app_defs(apps: &[AppDef]) -> Result<(), Invalid> {
             };
             let end = p.offset.saturating_add(bytes.len());
             if let Some(len) = p.len {
-                if end > len {
+                if end > len || p.min_len > len {
                     return Err(Invalid::new(
                         at(tpath!["patterns", j, "len"]),
                         format!(
-                            "pattern ends at byte {end} but `len` is {len}: it can never match"
+                            "pattern needs {} bytes but `len` is {len}: it can never match",
+                            end.max(p.min_len)
                         ),
                     ));
                 }
             }
+        }
+        // Backstop: whatever the classifier would still refuse (it compiles
+        // these definitions at start) is refused here, at the app's id.
+        if let Err(e) = SignatureDb::from_defs(vec![app.clone()]) {
+            let message = match e {
+                SigError::Invalid { message, .. } => message,
+                other => other.to_string(),
+            };
+            return Err(Invalid::new(
+                at(tpath!["id"]),
+                format!("app `{id}`: {message}"),
+            ));
         }
     }
     Ok(())
@@ -271,6 +310,8 @@ fn is_domain_pattern(d: &str) -> bool {
     d.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
             && label
                 .bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
@@ -329,6 +370,8 @@ mod tests {
         assert!(!is_domain_pattern("zoom..us"));
         assert!(!is_domain_pattern("*.zoom.us"));
         assert!(!is_domain_pattern("="));
+        assert!(!is_domain_pattern("-zoom.us"));
+        assert!(!is_domain_pattern("zoom-.us"));
     }
 
     #[test]

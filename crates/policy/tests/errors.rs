@@ -575,3 +575,45 @@ fn unreadable_file_has_no_position() {
         "{e}"
     );
 }
+
+#[test]
+fn classifier_rules_for_apps_are_enforced_with_positions() {
+    check(
+        &err("[[app]]\nid = \"acme\"\nasns = [64500, 0]\n"),
+        10,
+        16,
+        "AS0 is a reserved AS number",
+    );
+    check(
+        &err("[[app]]\nid = \"acme\"\npayload = [\"zoom-sfu\", \"acme-magic\"]\n"),
+        10,
+        24,
+        "unknown payload matcher `acme-magic`",
+    );
+    check(
+        &err("[[app]]\nid = \"acme\"\ncidrs = [\"192.0.2.0/24\"]\nranges_need_ports = true\n"),
+        11,
+        21,
+        "needs `ports`",
+    );
+    check(&err("[[app]]\nid = \"acme\"\npatterns = [{ proto = \"udp\", hex = \"1f\", min_len = 40, len = 20 }]\n"), 10, 62, "needs 40 bytes");
+    // Caught by the classifier's own check (the backstop), reported at the id.
+    check(
+        &err("[[app]]\nid = \"acme\"\nstun = { realms = [\" \"] }\n"),
+        9,
+        6,
+        "app `acme`: empty STUN realm",
+    );
+}
+
+#[test]
+fn every_accepted_app_compiles_in_the_classifier() {
+    // The apps of the shipped custom-app example go through the classifier too.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/examples/custom-app.toml");
+    let cfg = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut defs = geofence_classify::SignatureDb::builtin_defs();
+    defs.extend(cfg.apps.iter().cloned());
+    let db = geofence_classify::SignatureDb::from_defs(defs).unwrap_or_else(|e| panic!("{e}"));
+    assert!(db.find("acme-share").is_some() && db.find("acme-voice").is_some());
+}
