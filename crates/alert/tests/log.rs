@@ -396,7 +396,13 @@ fn writer_reports_queue_overflow_in_the_file() {
     let path = dir.path().join("alerts.jsonl");
     // /dev/full-like stall is hard to force; instead a queue of 1 and a burst
     // much faster than the thread: some sends must be refused.
-    let log = AlertLog::open(&path).expect("open");
+    // A small ring: had queue overflow pushed the healthy file into backlog
+    // mode, the ring would overflow too and `dropped` exceed `refused`.
+    let opts = AlertLogOptions {
+        ring_capacity: 10,
+        ..AlertLogOptions::default()
+    };
+    let log = AlertLog::open_with(&path, opts).expect("open");
     let (tx, writer) = geofence_alert::spawn_writer(log, 1).expect("spawn");
     let mut refused = 0u64;
     for i in 0..20_000 {
@@ -475,4 +481,21 @@ fn hostile_strings_cannot_forge_lines() {
     let v = lines(&path);
     assert_eq!(v[0]["event"], "flow");
     assert_eq!(v[0]["host"].as_str(), a.host.as_deref());
+}
+
+#[test]
+fn drops_reported_from_outside_are_noticed_at_once_on_a_healthy_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    // Default (1 s) retry interval: a healthy file must not wait for it.
+    let mut log = AlertLog::open(&path).expect("open");
+    log.write(&flow(0));
+    log.note_dropped(5);
+    log.write(&flow(1));
+    let s = log.stats();
+    assert_eq!((s.buffered, s.dropped, s.written), (0, 5, 3), "{s:?}");
+    let v = lines(&path);
+    assert_eq!(v[1]["event"], "daemon");
+    assert_eq!(v[1]["evidence"], "dropped=5");
+    assert_eq!(v[2]["flow_id"], 1);
 }
