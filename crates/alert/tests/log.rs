@@ -498,4 +498,12 @@ fn drops_reported_from_outside_are_noticed_at_once_on_a_healthy_file() {
     assert_eq!(v[1]["event"], "daemon");
     assert_eq!(v[1]["evidence"], "dropped=5");
     assert_eq!(v[2]["flow_id"], 1);
+    // A second report within the retry interval is not delayed either.
+    log.note_dropped(2);
+    log.write(&flow(2));
+    let s = log.stats();
+    assert_eq!((s.buffered, s.dropped, s.written), (0, 7, 5), "{s:?}");
+    let v = lines(&path);
+    assert_eq!(v[3]["evidence"], "dropped=2");
+    assert_eq!(v[4]["flow_id"], 2);
 }
