@@ -19,9 +19,9 @@ pub struct SourceText {
 /// line with a caret under the offending value, like rustc:
 ///
 /// ```text
-/// config/geofence.toml:24:14: unknown jurisdiction `prcc` (defined: hk_macau, prc; reserved: any, unknown)
+/// config/geofence.toml:11:14: unknown jurisdiction `prcc` (defined: hk_macau, prc; ...)
 ///    |
-/// 24 | to = ["prc", "prcc"]
+/// 11 | to = ["prc", "prcc"]
 ///    |              ^^^^^^
 /// ```
 ///
