@@ -13,10 +13,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod dns;
 pub mod sigs;
 pub mod sigdb;
 pub mod stun;
 pub mod payload;
+pub mod tls;
+pub mod quic;
 
 pub use app::{AppId, Category, Method, BUILTIN_APPS, CONFERENCING_GROUP};
 pub use sigdb::{AppInfo, AppRef, SignatureDb};
