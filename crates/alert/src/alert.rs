@@ -113,6 +113,11 @@ pub struct Alert {
     /// Replay mode only: capture time of the packet that decided, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pcap_ts: Option<String>,
+    /// Summary lines from [`crate::AlertThrottle`]: how many identical alerts
+    /// (same event, action, verdict, rule, app, source and destination) were
+    /// suppressed since the first one was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u64>,
 }
 
 impl Alert {

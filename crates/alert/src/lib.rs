@@ -10,7 +10,8 @@
 //! panics, buffers in memory while the disk is full or broken, and follows
 //! logrotate by reopening on request or when the path's inode changes.
 //! [`spawn_writer`] puts it behind a bounded channel on its own thread, so the
-//! enforcement path only ever does a non-blocking send.
+//! enforcement path only ever does a non-blocking send. [`AlertThrottle`]
+//! turns a client's endless retries into one line plus a `repeats` summary.
 //!
 //! Field reference, examples and the ECS mapping: `docs/alerts.md`.
 
@@ -18,10 +19,12 @@
 
 mod alert;
 mod log;
+mod throttle;
 mod time;
 mod writer;
 
 pub use alert::{Alert, EventKind};
 pub use log::{AlertError, AlertLog, AlertLogOptions, AlertStats};
+pub use throttle::{AlertThrottle, ThrottleStats};
 pub use time::{now_rfc3339, rfc3339_from_unix, rfc3339_micros};
 pub use writer::{spawn_writer, AlertSender, AlertWriter};
