@@ -27,4 +27,4 @@ pub use alert::{Alert, EventKind};
 pub use log::{AlertError, AlertLog, AlertLogOptions, AlertStats};
 pub use throttle::{AlertThrottle, ThrottleStats};
 pub use time::{now_rfc3339, rfc3339_from_unix, rfc3339_micros};
-pub use writer::{spawn_writer, AlertSender, AlertWriter};
+pub use writer::{spawn_writer, spawn_writer_throttled, AlertSender, AlertWriter};

@@ -3,6 +3,7 @@
 
 use crate::alert::Alert;
 use crate::log::{AlertLog, AlertStats};
+use crate::throttle::AlertThrottle;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -42,12 +43,31 @@ pub struct AlertWriter {
 /// is full, [`AlertSender::send`] drops the alert, counts it, and the loss is
 /// reported in the file by a `daemon` notice.
 pub fn spawn_writer(log: AlertLog, queue: usize) -> std::io::Result<(AlertSender, AlertWriter)> {
+    spawn(log, queue, None)
+}
+
+/// [`spawn_writer`] with an [`AlertThrottle`] applied on the writer thread:
+/// repeats are suppressed there and summaries written when windows end
+/// (checked every quarter second, and all at shutdown).
+pub fn spawn_writer_throttled(
+    log: AlertLog,
+    queue: usize,
+    throttle: AlertThrottle,
+) -> std::io::Result<(AlertSender, AlertWriter)> {
+    spawn(log, queue, Some(throttle))
+}
+
+fn spawn(
+    log: AlertLog,
+    queue: usize,
+    throttle: Option<AlertThrottle>,
+) -> std::io::Result<(AlertSender, AlertWriter)> {
     let (tx, rx) = mpsc::sync_channel::<Msg>(queue.max(1));
     let shared = Arc::new(Shared::default());
     let sh = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("geofence-alerts".into())
-        .spawn(move || writer_loop(log, rx, sh))?;
+        .spawn(move || writer_loop(log, rx, sh, throttle))?;
     Ok((
         AlertSender {
             tx: tx.clone(),
@@ -65,8 +85,23 @@ pub fn spawn_writer(log: AlertLog, queue: usize) -> std::io::Result<(AlertSender
 /// one per alert.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-fn writer_loop(mut log: AlertLog, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) {
+/// How often the throttle's finished windows are summarised.
+const EXPIRE_INTERVAL: Duration = Duration::from_millis(250);
+
+fn writer_loop(
+    mut log: AlertLog,
+    rx: mpsc::Receiver<Msg>,
+    shared: Arc<Shared>,
+    mut throttle: Option<AlertThrottle>,
+) {
     let mut last_report: Option<Instant> = None;
+    let mut last_expire = Instant::now();
+    let mut out: Vec<Alert> = Vec::new();
+    let emit = |log: &mut AlertLog, out: &mut Vec<Alert>| {
+        for a in out.drain(..) {
+            log.write(&a);
+        }
+    };
     loop {
         let msg = rx.recv_timeout(Duration::from_millis(250));
         let final_round = matches!(msg, Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected));
@@ -78,7 +113,13 @@ fn writer_loop(mut log: AlertLog, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) 
             }
         }
         match msg {
-            Ok(Msg::Alert(a)) => log.write(&a),
+            Ok(Msg::Alert(a)) => match throttle.as_mut() {
+                Some(th) => {
+                    th.admit(*a, Instant::now(), &mut out);
+                    emit(&mut log, &mut out);
+                }
+                None => log.write(&a),
+            },
             Ok(Msg::Reopen) => {
                 if let Err(e) = log.reopen() {
                     tracing::warn!(error = %e, "alert log reopen failed; will retry");
@@ -88,14 +129,29 @@ fn writer_loop(mut log: AlertLog, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) 
                 // Drain what is already queued, then write the backlog.
                 while let Ok(m) = rx.try_recv() {
                     if let Msg::Alert(a) = m {
-                        log.write(&a);
+                        match throttle.as_mut() {
+                            Some(th) => th.admit(*a, Instant::now(), &mut out),
+                            None => out.push(*a),
+                        }
+                        emit(&mut log, &mut out);
                     }
+                }
+                if let Some(th) = throttle.as_mut() {
+                    th.drain(&mut out);
+                    emit(&mut log, &mut out);
                 }
                 log.flush_backlog();
                 publish(&log, &shared);
                 return;
             }
             Err(RecvTimeoutError::Timeout) => log.tick(),
+        }
+        if let Some(th) = throttle.as_mut() {
+            if last_expire.elapsed() >= EXPIRE_INTERVAL {
+                last_expire = Instant::now();
+                th.expire(last_expire, &mut out);
+                emit(&mut log, &mut out);
+            }
         }
         publish(&log, &shared);
     }

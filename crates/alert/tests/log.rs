@@ -507,3 +507,37 @@ fn drops_reported_from_outside_are_noticed_at_once_on_a_healthy_file() {
     assert_eq!(v[3]["evidence"], "dropped=2");
     assert_eq!(v[4]["flow_id"], 2);
 }
+
+#[test]
+fn throttled_writer_writes_first_and_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let log = AlertLog::open(&path).expect("open");
+    let th = geofence_alert::AlertThrottle::new(Duration::from_millis(300), 1000);
+    let (tx, writer) = geofence_alert::spawn_writer_throttled(log, 1024, th).expect("spawn");
+    for i in 0..100 {
+        assert!(tx.send(flow(i)));
+    }
+    // Let the window end and the writer's periodic expiry summarise it.
+    std::thread::sleep(Duration::from_millis(900));
+    let v = lines(&path);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v[0]["flow_id"], 0);
+    assert!(v[0].get("repeats").is_none());
+    assert_eq!(v[1]["repeats"], 99);
+    assert_eq!(v[1]["flow_id"], 99);
+    // A new burst: first line now, summary at shutdown.
+    for i in 100..110 {
+        assert!(tx.send(flow(i)));
+    }
+    writer.shutdown();
+    let v = lines(&path);
+    let got: Vec<(u64, Option<u64>)> = v
+        .iter()
+        .map(|x| (x["flow_id"].as_u64().expect("id"), x["repeats"].as_u64()))
+        .collect();
+    assert_eq!(
+        got,
+        [(0, None), (99, Some(99)), (100, None), (109, Some(9))]
+    );
+}
