@@ -513,13 +513,13 @@ fn throttled_writer_writes_first_and_summary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("alerts.jsonl");
     let log = AlertLog::open(&path).expect("open");
-    let th = geofence_alert::AlertThrottle::new(Duration::from_millis(300), 1000);
+    let th = geofence_alert::AlertThrottle::new(Duration::from_millis(500), 1000);
     let (tx, writer) = geofence_alert::spawn_writer_throttled(log, 1024, th).expect("spawn");
     for i in 0..100 {
         assert!(tx.send(flow(i)));
     }
     // Let the window end and the writer's periodic expiry summarise it.
-    std::thread::sleep(Duration::from_millis(900));
+    std::thread::sleep(Duration::from_millis(1500));
     let v = lines(&path);
     assert_eq!(v.len(), 2, "{v:?}");
     assert_eq!(v[0]["flow_id"], 0);
