@@ -132,6 +132,16 @@ fn json_shape_is_flat_stable_and_compact() {
     assert_eq!(ts.len(), 27, "{ts}");
     assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T' && ts.as_bytes()[19] == b'.');
 
+    // The two optional fields the flow above leaves out.
+    let mut summary = flow(8);
+    summary.pcap_ts = Some(geofence_alert::rfc3339_from_unix(1_700_000_000, 250));
+    summary.repeats = Some(12);
+    let text = serde_json::to_string(&summary).expect("json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
+    assert_eq!(v["pcap_ts"], "2023-11-14T22:13:20.000250Z");
+    assert_eq!(v["repeats"], 12);
+    assert_eq!(v.as_object().expect("object").len(), want.len() + 2);
+
     let fmode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
     assert_eq!(fmode, 0o640);
     let dmode = fs::metadata(path.parent().expect("parent"))
