@@ -462,6 +462,59 @@ pub fn line_call<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
     })
 }
 
+/// LINE call, IP-independent (stateful, one per flow): the reference's rule
+/// is ">= 4 packets per direction whose byte 3 is a consecutive counter,
+/// interleaved with RTP". In `line.pcap` every such non-RTP packet starts
+/// with a byte 0xD0-0xDF; requiring that nibble keeps the counter rule off
+/// `linecall_falsepositve.pcap` (byte 0 = 0x00, a counter but not LINE).
+/// RTP packets (first byte 0x80-0xBF) between them are skipped; any other
+/// packet resets that direction's run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LineCallTracker {
+    last: [Option<u8>; 2],
+    run: [u8; 2],
+    matched: bool,
+}
+
+impl LineCallTracker {
+    /// Consecutive packets needed per direction.
+    pub const NEEDED: u8 = 4;
+
+    /// Feeds one packet of the flow; true once both directions have a run
+    /// of [`Self::NEEDED`] packets (sticky).
+    pub fn push(&mut self, p: &Packet<'_>) -> bool {
+        if self.matched || !p.is_udp() {
+            return self.matched;
+        }
+        let d = usize::from(!p.from_initiator);
+        let b = p.payload;
+        let (Some(last), Some(run)) = (self.last.get_mut(d), self.run.get_mut(d)) else {
+            return false;
+        };
+        match (b.first(), b.get(3)) {
+            (Some(0x80..=0xBF), _) => {}
+            (Some(&b0), Some(&c)) if b0 & 0xF0 == 0xD0 && b.len() >= 12 => {
+                *run = if *last == Some(c.wrapping_sub(1)) {
+                    run.saturating_add(1)
+                } else {
+                    1
+                };
+                *last = Some(c);
+            }
+            _ => {
+                *run = 0;
+                *last = None;
+            }
+        }
+        self.matched = self.run.iter().all(|&r| r >= Self::NEEDED);
+        self.matched
+    }
+
+    pub fn matched(&self) -> bool {
+        self.matched
+    }
+}
+
 /// Microsoft Teams multiplexed TURN (`FF 10`, offset 12): the inner payload
 /// (STUN or RTP), see [`stun::ms_multiplexed_inner`].
 pub fn teams_multiplexed(payload: &[u8]) -> Option<&[u8]> {

@@ -18,7 +18,9 @@
 //!   length minus 4, 8 more header bytes, the inner message at offset 12.
 //!
 //! In every accepted message the attributes are well formed: each header fits
-//! and each value fits in the message (the last value may omit its padding).
+//! and each value fits in the message (the last value may omit its padding),
+//! either with 4-byte padding or, for Microsoft MS-TURN, with no padding and
+//! the walk ending exactly at the end.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -40,6 +42,8 @@ pub mod attr {
     pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
     pub const REQUESTED_TRANSPORT: u16 = 0x0019;
     pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+    /// Pre-RFC XOR-MAPPED-ADDRESS code point used by MS-TURN.
+    pub const XOR_MAPPED_ADDRESS_MS: u16 = 0x8020;
     pub const PRIORITY: u16 = 0x0024;
     pub const USE_CANDIDATE: u16 = 0x0025;
     pub const SOFTWARE: u16 = 0x8022;
@@ -84,6 +88,11 @@ pub struct StunMessage<'a> {
     pub attrs: &'a [u8],
     /// How the message was framed in the payload.
     pub framing: Framing,
+    /// Attribute values are padded to 4 bytes (RFC 5389). False for
+    /// Microsoft MS-TURN messages (e.g. `teams.pcap` Allocate exchanges),
+    /// whose attributes follow each other unpadded: chosen when only the
+    /// unpadded walk ends exactly at the end of the message.
+    pub padded: bool,
 }
 
 /// Classic RFC 3489 message types accepted without the magic cookie.
@@ -134,6 +143,22 @@ fn attrs_well_formed(attrs: &[u8]) -> bool {
     true
 }
 
+/// True when the unpadded walk (MS-TURN) ends exactly at the end.
+fn attrs_unpadded_exact(attrs: &[u8]) -> bool {
+    let mut rest = attrs;
+    while !rest.is_empty() {
+        let Some(len) = be16(rest, 2) else {
+            return false;
+        };
+        let step = 4 + usize::from(len);
+        match rest.get(step..) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Parses one STUN message at the start of `b` (no framing). `exact`: the
 /// message must fill `b` exactly (UDP); otherwise it must fit.
 fn parse_plain(b: &[u8], exact: bool, allow_classic: bool) -> Option<StunMessage<'_>> {
@@ -150,15 +175,20 @@ fn parse_plain(b: &[u8], exact: bool, allow_classic: bool) -> Option<StunMessage
     let attrs = b.get(20..end)?;
     let has_cookie = cookie == MAGIC_COOKIE;
     if has_cookie {
-        if !attrs_well_formed(attrs) {
+        let padded = if attrs_well_formed(attrs) {
+            true
+        } else if attrs_unpadded_exact(attrs) {
+            false
+        } else {
             return None;
-        }
+        };
         Some(StunMessage {
             msg_type,
             transaction_id: b.get(8..20)?,
             has_cookie,
             attrs,
             framing: Framing::Plain,
+            padded,
         })
     } else {
         if !allow_classic || !CLASSIC_TYPES.contains(&msg_type) || msg_len % 4 != 0 {
@@ -181,6 +211,7 @@ fn parse_plain(b: &[u8], exact: bool, allow_classic: bool) -> Option<StunMessage
             has_cookie,
             attrs,
             framing: Framing::Plain,
+            padded: true,
         })
     }
 }
@@ -258,7 +289,10 @@ impl<'a> StunMessage<'a> {
 
     /// Iterates over `(attr_type, value)`; values exclude padding.
     pub fn attributes(&self) -> Attributes<'a> {
-        Attributes { rest: self.attrs }
+        Attributes {
+            rest: self.attrs,
+            padded: self.padded,
+        }
     }
 
     /// The value of the first attribute of type `t`.
@@ -327,9 +361,13 @@ impl<'a> StunMessage<'a> {
         }
     }
 
-    /// XOR-MAPPED-ADDRESS (0x0020), decoded.
+    /// XOR-MAPPED-ADDRESS (0x0020), decoded; falls back to the pre-RFC code
+    /// point 0x8020 that Microsoft MS-TURN still uses (`teams.pcap`).
     pub fn xor_mapped_address(&self) -> Option<SocketAddr> {
-        self.decode_xor_address(self.attr(attr::XOR_MAPPED_ADDRESS)?)
+        let v = self
+            .attr(attr::XOR_MAPPED_ADDRESS)
+            .or_else(|| self.attr(attr::XOR_MAPPED_ADDRESS_MS))?;
+        self.decode_xor_address(v)
     }
 
     /// XOR-RELAYED-ADDRESS (0x0016), decoded.
@@ -375,6 +413,7 @@ impl<'a> StunMessage<'a> {
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
     rest: &'a [u8],
+    padded: bool,
 }
 
 impl<'a> Iterator for Attributes<'a> {
@@ -388,8 +427,8 @@ impl<'a> Iterator for Attributes<'a> {
             self.rest = &[];
             return None;
         };
-        let padded = (end + 3) & !3;
-        self.rest = self.rest.get(padded..).unwrap_or(&[]);
+        let next = if self.padded { (end + 3) & !3 } else { end };
+        self.rest = self.rest.get(next..).unwrap_or(&[]);
         Some((t, value))
     }
 }
@@ -472,6 +511,23 @@ mod tests {
         t.extend_from_slice(&v);
         let m = parse(&t, true).expect("framed");
         assert_eq!(m.framing, Framing::Rfc4571);
+    }
+
+    #[test]
+    fn unpadded_ms_turn_attributes() {
+        // ERROR-CODE with a 5-byte value, then LIFETIME, no padding between.
+        let mut v = vec![0x01, 0x13, 0x00, 0x11];
+        v.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        v.extend_from_slice(&[7; 12]);
+        v.extend_from_slice(&[0x00, 0x09, 0x00, 0x05, 0, 0, 4, 1, b'x']);
+        v.extend_from_slice(&[0x00, 0x0d, 0x00, 0x04, 0, 0, 0, 60]);
+        let m = parse(&v, false).expect("ms-turn");
+        assert!(!m.padded);
+        let a: Vec<_> = m.attributes().map(|(t, v)| (t, v.len())).collect();
+        assert_eq!(a, vec![(0x0009, 5), (0x000d, 4)]);
+        // Neither walk fits: rejected.
+        v[23] = 0x06;
+        assert!(parse(&v, false).is_none());
     }
 
     #[test]

@@ -291,16 +291,24 @@ struct StunObs {
     classic: usize,
     framing: BTreeSet<String>,
     tcp: usize,
+    flows: usize,
+    server_ports: BTreeSet<u16>,
 }
 
 fn stun_obs(file: &str) -> Option<BTreeMap<String, StunObs>> {
     let mut by_app: BTreeMap<String, StunObs> = BTreeMap::new();
     for fl in flows(file)? {
-        for (p, _, _) in &fl.pkts {
+        let mut counted = false;
+        for (p, fi, _) in &fl.pkts {
             let Some(m) = stun::parse(&p.payload, p.tcp) else {
                 continue;
             };
             let o = by_app.entry(fl.label.clone()).or_default();
+            if !counted {
+                o.flows += 1;
+                counted = true;
+            }
+            o.server_ports.insert(if *fi { p.dst.1 } else { p.src.1 });
             o.msgs += 1;
             o.tcp += usize::from(p.tcp);
             o.types.insert(m.msg_type);
@@ -353,8 +361,8 @@ fn corpus_stun_observation_table() {
                     .join(" ")
             };
             println!(
-                "STUN {file} app={app} msgs={} tcp={} classic={} framing={:?} types=[{}] attrs=[{}] realms={:?} software={:?} xor_peer={} xor_mapped={} data_stun={}",
-                o.msgs, o.tcp, o.classic, o.framing, hex(&o.types), hex(&o.attrs), o.realms, o.software, o.peers, o.mapped, o.data_inner
+                "STUN {file} app={app} flows={} server_ports={:?} msgs={} tcp={} classic={} framing={:?} types=[{}] attrs=[{}] realms={:?} software={:?} xor_peer={} xor_mapped={} data_stun={}",
+                o.flows, o.server_ports, o.msgs, o.tcp, o.classic, o.framing, hex(&o.types), hex(&o.attrs), o.realms, o.software, o.peers, o.mapped, o.data_inner
             );
         }
     }
@@ -367,6 +375,50 @@ fn obs_for<'a>(obs: &'a BTreeMap<String, StunObs>, app: &str) -> &'a StunObs {
             obs.keys().collect::<Vec<_>>()
         )
     })
+}
+
+/// Every payload that carries the magic cookie where a STUN header would
+/// have it (offset 4; 6 with RFC 4571 framing; 16 behind FF 10) parses.
+#[test]
+fn corpus_cookie_payloads_all_parse() {
+    let Some(s) = shared() else { return };
+    let mut files: Vec<String> = std::fs::read_dir(s.join("corpus/pcap"))
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    files.sort();
+    let cookie = stun::MAGIC_COOKIE.to_be_bytes();
+    let (mut with_cookie, mut missed) = (0usize, Vec::new());
+    for file in &files {
+        for fl in flows(file).expect("flows") {
+            for (p, _, _) in &fl.pkts {
+                let b = &p.payload;
+                let at4 = b.get(4..8) == Some(&cookie[..]) && b.first().is_some_and(|&c| c < 4);
+                let at6 = p.tcp && b.get(6..10) == Some(&cookie[..]);
+                let at16 = b.get(16..20) == Some(&cookie[..]) && b.starts_with(&[0xFF, 0x10]);
+                if at4 || at6 || at16 {
+                    with_cookie += 1;
+                    if stun::parse(b, p.tcp).is_none() {
+                        missed.push(format!(
+                            "{file} {} {} {:02x?}",
+                            fl.label,
+                            b.len(),
+                            &b[..b.len().min(24)]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "cookie-bearing payloads: {with_cookie}, not parsed: {}",
+        missed.len()
+    );
+    for m in missed.iter().take(20) {
+        println!("  missed {m}");
+    }
+    assert!(with_cookie > 900);
+    assert!(missed.is_empty());
 }
 
 #[test]
@@ -606,6 +658,35 @@ fn corpus_dingtalk_whatsapp_telegram() {
 }
 
 #[test]
+fn corpus_line_counter_tracker() {
+    let Some(s) = shared() else { return };
+    let mut files: Vec<String> = std::fs::read_dir(s.join("corpus/pcap"))
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    files.sort();
+    let mut hits = Vec::new();
+    for file in &files {
+        for fl in flows(file).expect("flows") {
+            let mut t = payload::LineCallTracker::default();
+            let mut at = None;
+            for (p, fi, i) in &fl.pkts {
+                if t.push(&packet(p, *fi, *i)) && at.is_none() {
+                    at = Some(*i);
+                }
+            }
+            if let Some(i) = at {
+                hits.push((file.clone(), fl.label.clone(), i));
+            }
+        }
+    }
+    println!("LineCallTracker hits (file, label, packet index): {hits:?}");
+    let line: Vec<_> = hits.iter().filter(|h| h.1 == "line").collect();
+    assert_eq!(line.len(), 3, "{hits:?}");
+    assert!(hits.iter().all(|h| h.1 == "line"), "{hits:?}");
+}
+
+#[test]
 fn corpus_line_observed() {
     let Some(l) = matches_in("line.pcap", "line-call") else {
         return;
@@ -729,6 +810,32 @@ fn random_payloads_do_not_match() {
         assert!(h <= bound, "{name}: {h} random hits");
     }
     assert!(chan <= 20, "channel data {chan}");
+}
+
+#[test]
+fn random_flows_do_not_trigger_line_tracker() {
+    let mut rng = Rng(0x0123_4567_89AB_CDEF);
+    let mut hits = 0;
+    let mut buf = Vec::new();
+    for _ in 0..50_000 {
+        let mut t = payload::LineCallTracker::default();
+        for i in 0..24u32 {
+            let len = 12 + rng.below(200) as usize;
+            buf.clear();
+            while buf.len() < len {
+                buf.extend_from_slice(&rng.next().to_le_bytes());
+            }
+            buf.truncate(len);
+            let p = Packet {
+                from_initiator: rng.below(2) == 0,
+                index: i,
+                ..Packet::udp(&buf, 50000, 29070)
+            };
+            t.push(&p);
+        }
+        hits += usize::from(t.matched());
+    }
+    assert_eq!(hits, 0);
 }
 
 fn corpus_samples() -> Vec<(Pkt, bool, u32)> {
