@@ -214,7 +214,7 @@ impl CompiledRule {
                 Target::Jurisdiction { .. } | Target::Country { .. } => {
                     for (basis, c) in keys.iter() {
                         if let Some(c) = c {
-                            if t.countries().contains(c) {
+                            if t.countries().binary_search(c).is_ok() {
                                 return Some(DestMatch {
                                     jurisdiction: t.name(),
                                     country: Some(*c),
@@ -230,15 +230,22 @@ impl CompiledRule {
     }
 }
 
-/// The countries a rule with `by` looks at, location first.
-fn keys(geo: &GeoInfo, by: By) -> Vec<(Basis, Option<CountryCode>)> {
+/// The countries a rule with `by` looks at, location first (no allocation).
+fn keys(geo: &GeoInfo, by: By) -> Keys {
+    let loc = (Basis::Location, geo.country);
+    let reg = (Basis::Operator, geo.registered_country);
     match by {
-        By::Location => vec![(Basis::Location, geo.country)],
-        By::Operator => vec![(Basis::Operator, geo.registered_country)],
-        By::Either => vec![
-            (Basis::Location, geo.country),
-            (Basis::Operator, geo.registered_country),
-        ],
+        By::Location => Keys([Some(loc), None]),
+        By::Operator => Keys([Some(reg), None]),
+        By::Either => Keys([Some(loc), Some(reg)]),
+    }
+}
+
+struct Keys([Option<(Basis, Option<CountryCode>)>; 2]);
+
+impl Keys {
+    fn iter(&self) -> impl Iterator<Item = &(Basis, Option<CountryCode>)> {
+        self.0.iter().flatten()
     }
 }
 
