@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
         x ^= x >> 17;
         x ^= x << 5;
         let idx = (x % 12) as usize;
-        let scope = if x % 16 == 0 {
+        let scope = if x & 15 == 0 {
             AddressScope::Private
         } else {
             AddressScope::Public
