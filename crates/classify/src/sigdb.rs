@@ -300,6 +300,9 @@ pub struct SignatureDb {
     static_ips: Vec<IpRanges>,
     static_ports: Vec<Vec<PortSpec>>,
     suffixes: FxHashMap<Box<str>, AppRef>,
+    /// Most labels of any suffix entry: longer names skip their leading
+    /// labels instead of probing them.
+    max_labels: usize,
     exact: FxHashMap<Box<str>, AppRef>,
     v4: RangeTable,
     v6: RangeTable,
@@ -542,6 +545,7 @@ impl SignatureDb {
             static_ips: Vec::new(),
             static_ports: Vec::new(),
             suffixes: FxHashMap::default(),
+            max_labels: 0,
             exact: FxHashMap::default(),
             v4: RangeTable::default(),
             v6: RangeTable::default(),
@@ -716,6 +720,12 @@ impl SignatureDb {
             v.reverse();
             v.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         };
+        db.max_labels = db
+            .suffixes
+            .keys()
+            .map(|k| k.split('.').count())
+            .max()
+            .unwrap_or(0);
         by_len(&mut db.stun_realms);
         by_len(&mut db.stun_software);
         db.v4 = RangeTable::build(&v4);
@@ -761,10 +771,20 @@ impl SignatureDb {
         dst.make_ascii_lowercase();
         // Lower-casing ASCII bytes keeps UTF-8 valid.
         let name = std::str::from_utf8(dst).ok()?;
-        if let Some(r) = self.exact.get(name) {
-            return Some(*r);
+        if !self.exact.is_empty() {
+            if let Some(r) = self.exact.get(name) {
+                return Some(*r);
+            }
         }
+        // Skip leading labels no suffix entry is long enough to cover.
+        let labels = name.bytes().filter(|&c| c == b'.').count() + 1;
         let mut rest = name;
+        for _ in self.max_labels..labels {
+            match rest.split_once('.') {
+                Some((_, tail)) => rest = tail,
+                None => return None,
+            }
+        }
         loop {
             if let Some(r) = self.suffixes.get(rest) {
                 return Some(*r);
