@@ -112,19 +112,138 @@ struct Rec<'a> {
 
 struct Db {
     meta: DbMeta,
-    reader: Reader<Vec<u8>>,
+    /// Used for enumeration; lookups use `tree`, over the same bytes.
+    reader: Reader<Arc<[u8]>>,
+    tree: Tree,
     /// Data-section offset -> decoded record (every record reachable from the tree).
     records: FxHashMap<usize, Entry>,
+}
+
+/// The search tree, walked directly for lookups (the `maxminddb` reader's
+/// walk, plus a jump table for the first 16 bits of IPv4 and IPv6 keys).
+/// Every read is bounds-checked; a broken tree yields "no data", never a panic.
+struct Tree {
+    bytes: Arc<[u8]>,
+    node_count: usize,
+    record_size: u16,
+    /// Record value reached after the first 16 bits of an IPv4 key
+    /// (starting at the IPv4 root), indexed by those bits.
+    v4_jump: Box<[u32]>,
+    /// The same for IPv6 keys from the root; empty for IPv4-only databases.
+    v6_jump: Box<[u32]>,
+}
+
+impl Tree {
+    fn new(bytes: Arc<[u8]>, node_count: u32, record_size: u16, ip_version: u16) -> Tree {
+        let mut t = Tree {
+            bytes,
+            node_count: node_count as usize,
+            record_size,
+            v4_jump: Box::default(),
+            v6_jump: Box::default(),
+        };
+        // IPv4 root: node 0, or 96 zero bits down in an IPv6 tree.
+        let mut v4_root = 0u32;
+        if ip_version == 6 {
+            for _ in 0..96 {
+                if v4_root as usize >= t.node_count {
+                    break;
+                }
+                v4_root = t.record(v4_root, 0).unwrap_or(node_count);
+            }
+            t.v6_jump = t.jump_table(0);
+        }
+        t.v4_jump = t.jump_table(v4_root);
+        t
+    }
+
+    fn jump_table(&self, root: u32) -> Box<[u32]> {
+        let mut table = vec![self.node_count as u32; 1 << 16].into_boxed_slice();
+        self.fill(root, 0, 0, &mut table);
+        table
+    }
+
+    /// Depth-first over the first 16 levels; a record reached early (data or
+    /// no data) fills every slot below it.
+    fn fill(&self, node: u32, depth: u32, prefix: usize, table: &mut [u32]) {
+        if depth == 16 || node as usize >= self.node_count {
+            let span = 1usize << (16 - depth);
+            let start = prefix << (16 - depth);
+            if let Some(slots) = table.get_mut(start..start + span) {
+                slots.fill(node);
+            }
+            return;
+        }
+        for bit in 0..2u32 {
+            let child = self.record(node, bit).unwrap_or(self.node_count as u32);
+            self.fill(child, depth + 1, (prefix << 1) | bit as usize, table);
+        }
+    }
+
+    /// Reads record `bit` (0 left, 1 right) of node `node`.
+    #[inline(always)]
+    fn record(&self, node: u32, bit: u32) -> Option<u32> {
+        let n = node as usize;
+        let b = &self.bytes;
+        match self.record_size {
+            24 => {
+                let i = n.checked_mul(6)? + bit as usize * 3;
+                let r = b.get(i..i + 3)?;
+                Some(u32::from_be_bytes([0, r[0], r[1], r[2]]))
+            }
+            28 => {
+                let r = b.get(n.checked_mul(7)?..n.checked_mul(7)? + 7)?;
+                Some(if bit == 0 {
+                    u32::from_be_bytes([(r[3] & 0xf0) >> 4, r[0], r[1], r[2]])
+                } else {
+                    u32::from_be_bytes([r[3] & 0x0f, r[4], r[5], r[6]])
+                })
+            }
+            _ => {
+                let i = n.checked_mul(8)? + bit as usize * 4;
+                let r = b.get(i..i + 4)?;
+                Some(u32::from_be_bytes([r[0], r[1], r[2], r[3]]))
+            }
+        }
+    }
+
+    /// Follows `bits` bits of `key` (most significant first) from `node`;
+    /// returns the record value reached: a node index if the key is longer
+    /// than the walk, else `node_count` (no data) or a data pointer.
+    #[inline(always)]
+    fn walk(&self, mut node: u32, key: u128, bits: u32) -> u32 {
+        let nc = self.node_count as u32;
+        let mut i = 0;
+        while i < bits && node < nc {
+            let bit = ((key >> (127 - i)) & 1) as u32;
+            node = match self.record(node, bit) {
+                Some(r) => r,
+                None => return nc,
+            };
+            i += 1;
+        }
+        node
+    }
+
+    /// The data-section offset for a 32-bit (IPv4) or 128-bit key.
+    #[inline]
+    fn lookup(&self, ip: IpAddr) -> Option<usize> {
+        let (jump, key, bits) = match ip {
+            IpAddr::V4(a) => (&self.v4_jump, u128::from(u32::from(a)) << 96, 32),
+            IpAddr::V6(a) => (&self.v6_jump, u128::from(a), 128),
+        };
+        let first = *jump.get((key >> 112) as usize)?;
+        let rec = self.walk(first, key << 16, bits - 16) as usize;
+        // A node index left after all bits means a broken tree: no data.
+        rec.checked_sub(self.node_count + 16)
+    }
 }
 
 impl Db {
     /// The record for `ip`, which must not be an IPv4-mapped IPv6 address.
     #[inline]
     fn entry(&self, ip: IpAddr) -> Option<&Entry> {
-        if ip.is_ipv6() && self.meta.ip_version == 4 {
-            return None;
-        }
-        let off = self.reader.lookup(ip).ok()?.offset()?;
+        let off = self.tree.lookup(ip)?;
         self.records.get(&off)
     }
 
@@ -519,7 +638,8 @@ mod meta_enc {
 
 fn open_checked(name: &str, bytes: Vec<u8>) -> Result<Db, GeoError> {
     verify(name, &bytes)?;
-    let reader = Reader::from_source(bytes).map_err(|e| corrupt(name, e))?;
+    let bytes: Arc<[u8]> = Arc::from(bytes);
+    let reader = Reader::from_source(Arc::clone(&bytes)).map_err(|e| corrupt(name, e))?;
     let md = reader.metadata();
     let description = md
         .description
@@ -601,9 +721,11 @@ fn open_checked(name: &str, bytes: Vec<u8>) -> Result<Db, GeoError> {
         description,
         provides,
     };
+    let tree = Tree::new(bytes, meta.node_count, meta.record_size, meta.ip_version);
     Ok(Db {
         meta,
         reader,
+        tree,
         records,
     })
 }
@@ -634,5 +756,111 @@ mod tests {
         let e = GeoDb::open(&["/nonexistent/x.mmdb"]).expect_err("missing");
         assert!(matches!(e, GeoError::Io { .. }));
         assert!(e.to_string().contains("/nonexistent/x.mmdb"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+    use geofence_testkit::mmdb::{ip_location_db_country, MmdbBuilder, Value};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The direct tree walk gives the same data offset as maxminddb's lookup,
+    /// for every record size and both IP versions.
+    fn same_as_reader(bytes: Vec<u8>, ips: &[IpAddr]) {
+        let db = GeoDb::from_sources(vec![("t.mmdb".into(), bytes)]).expect("open");
+        let d = &db.dbs[0];
+        for &ip in ips {
+            let want = match (ip, d.meta.ip_version) {
+                (IpAddr::V6(_), 4) => None,
+                _ => d.reader.lookup(ip).expect("lookup").offset(),
+            };
+            assert_eq!(d.tree.lookup(ip), want, "{ip}");
+        }
+    }
+
+    fn random_ips(n: usize) -> Vec<IpAddr> {
+        let mut x: u64 = 0xdead_beef_cafe_f00d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|i| match i % 4 {
+                3 => IpAddr::V6(Ipv6Addr::from(
+                    (0x2u128 << 124) | (u128::from(next()) << 60 >> 4) | u128::from(next() as u32),
+                )),
+                0 => IpAddr::V4(Ipv4Addr::from(next() as u32)),
+                1 => IpAddr::V4(Ipv4Addr::from(0xc633_6400 | (next() as u32 & 0x1ff))),
+                _ => IpAddr::V6(Ipv6Addr::from(
+                    (0x2001_0db8u128 << 96) | (u128::from(next()) << 32 >> (next() % 64)),
+                )),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tree_walk_matches_maxminddb() {
+        let ips = random_ips(20_000);
+        for rs in [24u16, 28, 32] {
+            let b = ip_location_db_country(&[
+                ("0.0.0.0/2", "AA"),
+                ("198.51.100.0/24", "DE"),
+                ("198.51.100.128/26", "FR"),
+                ("198.51.101.1", "NL"),
+                ("2001:db8::/32", "JP"),
+                ("2001:db8:8000::/33", "KR"),
+                ("2001:db8:1234:5678::/64", "CN"),
+            ])
+            .record_size(rs);
+            same_as_reader(b.to_bytes(), &ips);
+            let mut v4 = MmdbBuilder::new("x-country", 4).record_size(rs);
+            v4.insert(
+                "198.51.100.0/23",
+                Value::map([("country_code", Value::str("DE"))]),
+            )
+            .insert(
+                "128.0.0.0/1",
+                Value::map([("country_code", Value::str("US"))]),
+            );
+            same_as_reader(v4.to_bytes(), &ips);
+        }
+        // A whole-space record: terminal before the jump table's 16 bits.
+        let mut all = MmdbBuilder::new("x-country", 6);
+        all.insert("::/0", Value::map([("country_code", Value::str("DE"))]));
+        same_as_reader(all.to_bytes(), &ips);
+    }
+
+    #[test]
+    fn tree_walk_matches_maxminddb_on_real_dbs() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/geo");
+        let files = [
+            "geo-whois-asn-country.mmdb",
+            "maxmind-test/GeoIP2-Country-Test.mmdb",
+            "maxmind-test/GeoLite2-ASN-Test.mmdb",
+            "maxmind-test/GeoLite2-City-Test.mmdb",
+        ];
+        let mut ips = random_ips(60_000);
+        ips.extend(
+            [
+                "1.1.1.1",
+                "114.114.114.114",
+                "81.2.69.160",
+                "2a02:cf40::1",
+                "2001:218::1",
+            ]
+            .iter()
+            .map(|s| s.parse::<IpAddr>().expect("ip")),
+        );
+        for f in files {
+            let p = format!("{dir}/{f}");
+            let Ok(bytes) = std::fs::read(&p) else {
+                println!("skipping: {p} is absent");
+                continue;
+            };
+            same_as_reader(bytes, &ips);
+        }
     }
 }
