@@ -293,14 +293,40 @@ struct StunObs {
     tcp: usize,
     flows: usize,
     server_ports: BTreeSet<u16>,
+    /// Other packets of the same flows by RFC 7983 first-byte class
+    /// ("TurnChannel" only when the ChannelData length checks out).
+    demux: BTreeMap<String, usize>,
 }
 
 fn stun_obs(file: &str) -> Option<BTreeMap<String, StunObs>> {
     let mut by_app: BTreeMap<String, StunObs> = BTreeMap::new();
     for fl in flows(file)? {
         let mut counted = false;
+        let is_stun_flow = fl
+            .pkts
+            .iter()
+            .any(|(p, _, _)| stun::parse(&p.payload, p.tcp).is_some());
         for (p, fi, _) in &fl.pkts {
             let Some(m) = stun::parse(&p.payload, p.tcp) else {
+                if is_stun_flow && !p.payload.is_empty() {
+                    let d = stun::demux(p.payload[0]);
+                    let k = match d {
+                        stun::Demux::TurnChannel if !stun::is_turn_channel_data(&p.payload) => {
+                            "TurnChannel?".to_string()
+                        }
+                        stun::Demux::RtpRtcp if payload::is_rtcp(&p.payload) => "Rtcp".to_string(),
+                        stun::Demux::RtpRtcp if payload::rtp_header(&p.payload).is_some() => {
+                            "Rtp".to_string()
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    *by_app
+                        .entry(fl.label.clone())
+                        .or_default()
+                        .demux
+                        .entry(k)
+                        .or_default() += 1;
+                }
                 continue;
             };
             let o = by_app.entry(fl.label.clone()).or_default();
@@ -361,8 +387,8 @@ fn corpus_stun_observation_table() {
                     .join(" ")
             };
             println!(
-                "STUN {file} app={app} flows={} server_ports={:?} msgs={} tcp={} classic={} framing={:?} types=[{}] attrs=[{}] realms={:?} software={:?} xor_peer={} xor_mapped={} data_stun={}",
-                o.flows, o.server_ports, o.msgs, o.tcp, o.classic, o.framing, hex(&o.types), hex(&o.attrs), o.realms, o.software, o.peers, o.mapped, o.data_inner
+                "STUN {file} app={app} flows={} server_ports={:?} msgs={} tcp={} classic={} framing={:?} types=[{}] attrs=[{}] realms={:?} software={:?} xor_peer={} xor_mapped={} data_stun={} other_pkts={:?}",
+                o.flows, o.server_ports, o.msgs, o.tcp, o.classic, o.framing, hex(&o.types), hex(&o.attrs), o.realms, o.software, o.peers, o.mapped, o.data_inner, o.demux
             );
         }
     }
