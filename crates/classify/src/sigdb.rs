@@ -321,7 +321,7 @@ pub struct SignatureDb {
 /// Which part of a definition a validation problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
-    App,
+    NeedPorts,
     Domain(usize),
     Cidr(usize),
     Asn(usize),
@@ -406,7 +406,7 @@ fn validate(def: &AppDef) -> Result<(), (Field, String)> {
     }
     if def.ranges_need_ports && def.ports.is_empty() {
         return Err((
-            Field::App,
+            Field::NeedPorts,
             "ranges_need_ports is set but no ports are listed".to_string(),
         ));
     }
@@ -491,13 +491,15 @@ struct SpanApp {
     patterns: Vec<toml::Spanned<toml::Value>>,
     #[serde(default)]
     stun: Option<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    ranges_need_ports: Option<toml::Spanned<toml::Value>>,
 }
 
 fn span_of(app: &toml::Spanned<SpanApp>, field: Field) -> usize {
     let a = app.get_ref();
     let pick = |v: &Vec<toml::Spanned<toml::Value>>, i: usize| v.get(i).map(|s| s.span().start);
     let found = match field {
-        Field::App => None,
+        Field::NeedPorts => a.ranges_need_ports.as_ref().map(|s| s.span().start),
         Field::Domain(i) => pick(&a.domains, i),
         Field::Cidr(i) => pick(&a.cidrs, i),
         Field::Asn(i) => pick(&a.asns, i),

@@ -677,8 +677,12 @@ fn errors_point_at_line_and_column() {
 
     let need_ports = "[[app]]\nid = \"x\"\ncidrs = [\"192.0.2.0/24\"]\nranges_need_ports = true\n";
     let e = SignatureDb::parse_file("n.toml", need_ports).expect_err("need ports");
-    assert!(e.to_string().starts_with("n.toml:"), "{e}");
-    assert!(e.to_string().contains("ranges_need_ports"), "{e}");
+    assert_at(e, "n.toml", 4, 21, "ranges_need_ports");
+
+    // The second app of a file is reported at its own line.
+    let second = "[[app]]\nid = \"a\"\ndomains = [\"a.example\"]\n\n[[app]]\nid = \"b\"\ndomains = [\"ok.example\", \"bad..example\"]\n";
+    let e = SignatureDb::parse_file("two.toml", second).expect_err("second app");
+    assert_at(e, "two.toml", 7, 26, "app `b`");
 
     let syntax = "[[app]]\nid = \"x\"\ndomains = [\"a.example\"\n";
     let e = SignatureDb::parse_file("s.toml", syntax).expect_err("syntax");
