@@ -4,7 +4,7 @@
 //! ```text
 //! apply render SPEC.json                 print the `nft -f` script
 //! apply apply SPEC.json                  atomic replace, keeping dynamic elements; prints the report
-//! apply apply-n SPEC_A SPEC_B N          N alternating applies (reload under traffic)
+//! apply apply-n SPEC_A SPEC_B N [replace] N alternating applies (in place, or full replace)
 //! apply verify SPEC.json                 exit 0 if the kernel matches the spec
 //! apply add-dyn RULE SRC|- DST MS        add (or refresh) one dynamic element
 //! apply list-dyn                         print dynamic elements
@@ -114,11 +114,17 @@ fn run(a: &[String]) -> Result<i32, String> {
             let ra = render(&load(arg(a, 2)?)?);
             let rb = render(&load(arg(a, 3)?)?);
             let n: usize = arg(a, 4)?.parse().map_err(|_| "N")?;
+            let replace = a.get(5).map(String::as_str) == Some("replace");
             let mut nft = Nft::with_table(&ra.table).map_err(e)?;
             let t = Instant::now();
             for i in 0..n {
                 let rs = if i % 2 == 0 { &ra } else { &rb };
-                let rep = nft.reload(rs).map_err(e)?;
+                let rep = if replace {
+                    nft.replace(rs, &[])
+                } else {
+                    nft.reload(rs)
+                }
+                .map_err(e)?;
                 if !rep.verify.ok() {
                     println!("apply {i} not verified: {:?}", rep.verify.problems);
                     return Ok(4);
@@ -126,6 +132,30 @@ fn run(a: &[String]) -> Result<i32, String> {
             }
             println!("applied {n} in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
             Ok(0)
+        }
+        "apply-bad" => {
+            // Test helper: the spec's ruleset plus an element overlapping the
+            // first range of the first interval set, which the kernel rejects
+            // (EEXIST), so the whole transaction must abort.
+            let mut rs = render(&load(arg(a, 2)?)?);
+            let set = rs
+                .sets
+                .iter_mut()
+                .find(|s| s.interval && !s.v4.is_empty())
+                .ok_or("no v4 interval set")?;
+            let (lo, hi) = set.v4.first().copied().ok_or("empty")?;
+            set.v4.push((lo, hi));
+            let mut nft = Nft::with_table(&rs.table).map_err(e)?;
+            match nft.apply(&rs, &[]) {
+                Ok(_) => {
+                    println!("unexpectedly applied");
+                    Ok(0)
+                }
+                Err(err) => {
+                    println!("rejected: {err}");
+                    Ok(5)
+                }
+            }
         }
         "verify" => {
             let rs = render(&load(arg(a, 2)?)?);

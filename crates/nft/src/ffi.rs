@@ -210,6 +210,33 @@ unsafe impl NlMsg for RawSet {
     }
 }
 
+/// Flushes a set: DELSETELEM carrying only the table and set names. Built
+/// from a [`RawSet::reference`] that holds no elements, so the non-iterator
+/// payload builder writes names only (platform notes §2.6.3).
+pub(crate) struct SetFlush<'a>(pub &'a RawSet);
+
+// SAFETY: names only, far below nft_nlmsg_maxsize(); the set is checked to
+// hold no elements before the payload builder runs.
+unsafe impl NlMsg for SetFlush<'_> {
+    unsafe fn write(&self, buf: *mut c_void, seq: u32, _msg_type: MsgType) {
+        if self.0.len != 0 {
+            // Never write elements through the unbounded builder.
+            std::process::abort();
+        }
+        // SAFETY: buf size per the NlMsg contract.
+        unsafe {
+            let h = sys::nftnl_nlmsg_build_hdr(
+                buf.cast::<c_char>(),
+                libc::NFT_MSG_DELSETELEM as u16,
+                self.0.family,
+                libc::NLM_F_ACK as u16,
+                seq,
+            );
+            sys::nftnl_set_elems_nlmsg_build_payload(h, self.0.ptr.as_ptr());
+        }
+    }
+}
+
 /// How element messages are flagged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ElemOp {
@@ -392,7 +419,11 @@ pub(crate) struct RuleInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Parsed {
     Table(String),
-    Chain(String),
+    Chain {
+        name: String,
+        hook: Option<u32>,
+        prio: Option<i32>,
+    },
     Set {
         name: String,
         flags: u32,
@@ -448,8 +479,12 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
                     c.as_ptr(),
                     sys::NFTNL_CHAIN_NAME as u16,
                 ));
+                let hook = sys::nftnl_chain_is_set(c.as_ptr(), sys::NFTNL_CHAIN_HOOKNUM as u16)
+                    .then(|| sys::nftnl_chain_get_u32(c.as_ptr(), sys::NFTNL_CHAIN_HOOKNUM as u16));
+                let prio = sys::nftnl_chain_is_set(c.as_ptr(), sys::NFTNL_CHAIN_PRIO as u16)
+                    .then(|| sys::nftnl_chain_get_s32(c.as_ptr(), sys::NFTNL_CHAIN_PRIO as u16));
                 sys::nftnl_chain_free(c.as_ptr());
-                ok.then_some(Parsed::Chain(name))
+                ok.then_some(Parsed::Chain { name, hook, prio })
             }
             Dump::Sets => {
                 let s = alloc_or_abort(sys::nftnl_set_alloc());

@@ -1,0 +1,488 @@
+//! Real-kernel tests in throw-away network namespaces (client -> gw -> srv).
+//! The ruleset is applied inside the gateway namespace by the `apply` example
+//! (`ip netns exec GW apply ...`), traffic is made by the `probe` example.
+//! Needs root; skips with a printed line otherwise.
+
+use geofence_testkit::netns::{require_root, Topology, CLIENT_V4, SRV_V4, SRV_V6};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Kernel tests share the CPU with traffic counting: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Env {
+    t: Topology,
+    apply: String,
+    probe: String,
+    dir: PathBuf,
+}
+
+fn example(name: &str) -> String {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("examples").join(name);
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo test -p geofence-nft` (it builds the examples) or `cargo build -p geofence-nft --examples`",
+        p.display()
+    );
+    p.to_string_lossy().into_owned()
+}
+
+fn setup(tag: &str) -> Option<Env> {
+    if !require_root() {
+        return None;
+    }
+    if std::process::Command::new("bash")
+        .arg("-c")
+        .arg("true")
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        println!("skipping: bash not available");
+        return None;
+    }
+    let t = Topology::new("gfn").expect("topology");
+    let dir = std::env::temp_dir().join(format!("gfnft-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    Some(Env {
+        t,
+        apply: example("apply"),
+        probe: example("probe"),
+        dir,
+    })
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Env {
+    fn spec(&self, name: &str, json: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, json).expect("write spec");
+        p.to_string_lossy().into_owned()
+    }
+
+    /// Runs the apply example in the gateway; returns (exit code, stdout).
+    fn gw(&self, args: &[&str]) -> (i32, String) {
+        let mut cmd = vec![self.apply.as_str()];
+        cmd.extend_from_slice(args);
+        let o = self.t.exec(&self.t.gw, &cmd).expect("run apply");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    }
+
+    fn probe(&self, ns: &str, args: &[&str]) -> String {
+        let mut cmd = vec![self.probe.as_str()];
+        cmd.extend_from_slice(args);
+        self.t
+            .stdout(ns, &cmd)
+            .expect("run probe")
+            .trim()
+            .to_string()
+    }
+
+    fn connect(&self, addr: &str, port: u16, timeout_ms: u32) -> String {
+        let target = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        self.probe(
+            &self.t.client,
+            &["tcp-connect", &target, &timeout_ms.to_string()],
+        )
+    }
+
+    /// Starts a probe server in srv and waits until it listens.
+    fn server(&self, args: &[&str]) -> Child {
+        let mut cmd = vec![self.probe.as_str()];
+        cmd.extend_from_slice(args);
+        let mut child = self.t.spawn(&self.t.srv, &cmd).expect("spawn server");
+        let out = child.stdout.take().expect("stdout");
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("server output");
+        assert_eq!(line.trim(), "listening", "server did not start");
+        child.stdout = Some(r.into_inner());
+        child
+    }
+}
+
+fn finish(mut c: Child) -> String {
+    let _ = c.wait();
+    let mut s = String::new();
+    if let Some(mut o) = c.stdout.take() {
+        let _ = o.read_to_string(&mut s);
+    }
+    s
+}
+
+fn rule_json(verdict: &str, dst: &[&str], dynamic: bool) -> String {
+    let dst = if dst.is_empty() {
+        "null".to_string()
+    } else {
+        format!(
+            "[{}]",
+            dst.iter()
+                .map(|d| format!("\"{d}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    format!(
+        r#"{{"index":0,"name":"test rule","verdict":"{verdict}","src":["198.51.100.0/24","2001:db8:1::/64"],"static_dst":{dst},"static_ports":[],"dynamic":{dynamic}}}"#
+    )
+}
+
+fn spec_json(enforce: bool, rule: &str) -> String {
+    format!(
+        r#"{{"table":"geofence","hook":"forward","priority":-5,"enforce":{enforce},"nflog":{{"group":5,"first_packets":4,"snaplen":128,"dns_answers":true}},"rules":[{rule}]}}"#
+    )
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn a_static_interval_set_rejects_and_drops_v4_and_v6() {
+    let _g = lock();
+    let Some(env) = setup("a") else { return };
+    let srv = env.server(&["tcp-server", "[::]:8080", "30"]);
+    // Baseline: everything reachable before any ruleset.
+    assert_eq!(env.connect(SRV_V4[0], 8080, 1500), "ok");
+
+    let reject = env.spec(
+        "reject.json",
+        &spec_json(
+            true,
+            &rule_json("reject", &["203.0.113.10/32", "2001:db8:2::10/128"], false),
+        ),
+    );
+    let (code, out) = env.gw(&["apply", &reject]);
+    assert_eq!(code, 0, "apply failed: {out}");
+    assert!(out.contains("ok=true"), "{out}");
+    // The applying process has exited; the table stays (daemon-death, f).
+    assert_eq!(env.connect(SRV_V4[0], 8080, 1500), "refused");
+    assert_eq!(env.connect(SRV_V4[1], 8080, 1500), "ok");
+    assert_eq!(env.connect(SRV_V6[0], 8080, 1500), "refused");
+    assert_eq!(env.connect(SRV_V6[1], 8080, 1500), "ok");
+    let (_, counters) = env.gw(&["counters"]);
+    let hits = |label: &str| -> u64 {
+        counters
+            .lines()
+            .find(|l| l.ends_with(label))
+            .and_then(|l| l.split('\t').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(hits("r0/static/v4 test rule [tcp]") >= 1, "{counters}");
+    assert!(hits("r0/static/v6 test rule [tcp]") >= 1, "{counters}");
+
+    let drop = env.spec(
+        "drop.json",
+        &spec_json(
+            true,
+            &rule_json("drop", &["203.0.113.10/32", "2001:db8:2::10/128"], false),
+        ),
+    );
+    let (code, out) = env.gw(&["apply", &drop]);
+    assert_eq!(code, 0, "apply failed: {out}");
+    let t = Instant::now();
+    assert_eq!(env.connect(SRV_V4[0], 8080, 1200), "timeout");
+    assert!(t.elapsed() >= Duration::from_millis(1100));
+    assert_eq!(env.connect(SRV_V6[0], 8080, 1200), "timeout");
+    assert_eq!(env.connect(SRV_V4[1], 8080, 1500), "ok");
+    assert_eq!(env.connect(SRV_V6[1], 8080, 1500), "ok");
+
+    // f: the table survives the process that made it and still verifies.
+    let (code, out) = env.gw(&["verify", &drop]);
+    assert_eq!(code, 0, "{out}");
+    // Tampering is detected: delete the table, verify fails.
+    let (code, _) = env.gw(&["delete"]);
+    assert_eq!(code, 0);
+    let (code, out) = env.gw(&["verify", &drop]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("missing"), "{out}");
+    assert_eq!(env.connect(SRV_V4[0], 8080, 1500), "ok");
+    drop_child(srv);
+}
+
+fn drop_child(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+#[test]
+fn b_dynamic_pair_element_cuts_established_flow_and_expires() {
+    let _g = lock();
+    let Some(env) = setup("b") else { return };
+    let srv = env.server(&["tcp-server", "[::]:8081", "40"]);
+    let spec = env.spec(
+        "dyn.json",
+        &spec_json(true, &rule_json("reject", &[], true)),
+    );
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+
+    let target = format!("{}:8081", SRV_V4[1]);
+    let mut hold = env
+        .t
+        .spawn(&env.t.client, &[&env.probe, "tcp-hold", &target, "6"])
+        .expect("hold");
+    let mut r = BufReader::new(hold.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    r.read_line(&mut line).expect("hold output");
+    assert_eq!(line.trim(), "connected");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (code, out) = env.gw(&["add-dyn", "0", CLIENT_V4, SRV_V4[1], "3000"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = env.gw(&["kill-ct", CLIENT_V4, SRV_V4[1]]);
+    assert_eq!(code, 0, "{out}");
+    let killed: usize = out
+        .trim()
+        .strip_prefix("killed ")
+        .and_then(|n| n.parse().ok())
+        .expect("killed N");
+    assert!(killed >= 1, "no conntrack entry deleted: {out}");
+
+    let mut rest = String::new();
+    r.read_to_string(&mut rest).expect("hold result");
+    let _ = hold.wait();
+    assert!(
+        rest.trim().starts_with("cut"),
+        "established flow was not cut: {rest}"
+    );
+
+    let (_, list) = env.gw(&["list-dyn"]);
+    let remaining: u64 = list
+        .lines()
+        .find(|l| l.starts_with(&format!("r0 {CLIENT_V4} {}", SRV_V4[1])))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|m| m.parse().ok())
+        .expect("element listed");
+    assert!(remaining > 0 && remaining <= 3000, "{list}");
+    // Blocked for this client only while the element lives...
+    assert_eq!(env.connect(SRV_V4[1], 8081, 1500), "refused");
+    assert_eq!(env.connect(SRV_V4[0], 8081, 1500), "ok");
+    // ...and a reload keeps it (in-place update leaves dynamic sets alone).
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let (_, list) = env.gw(&["list-dyn"]);
+    assert!(
+        list.contains(&format!("r0 {CLIENT_V4} {}", SRV_V4[1])),
+        "lost on reload: {list}"
+    );
+    assert_eq!(env.connect(SRV_V4[1], 8081, 1500), "refused");
+    // Expiry.
+    std::thread::sleep(Duration::from_millis(remaining + 500));
+    assert_eq!(env.connect(SRV_V4[1], 8081, 1500), "ok");
+    let (_, list) = env.gw(&["list-dyn"]);
+    assert!(list.trim().is_empty(), "{list}");
+    // Every-client element for IPv6, refresh by re-adding (no EEXIST abort).
+    for ms in ["2000", "8000"] {
+        let (code, out) = env.gw(&["add-dyn", "0", "-", SRV_V6[1], ms]);
+        assert_eq!(code, 0, "re-adding must not fail: {out}");
+    }
+    let (_, list) = env.gw(&["list-dyn"]);
+    let ms: u64 = list
+        .split_whitespace()
+        .nth(3)
+        .and_then(|m| m.parse().ok())
+        .expect("listed");
+    assert!(ms > 2000, "timeout was not refreshed: {list}");
+    assert_eq!(env.connect(SRV_V6[1], 8081, 1500), "refused");
+    drop_child(srv);
+}
+
+/// `n` /32 ranges spread over 10.0.0.0/8 (set contents only, no traffic).
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn filler(n: u32, step: u32) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "10.{}.{}.{}",
+                (i * step) >> 16 & 255,
+                (i * step) >> 8 & 255,
+                (i * step) & 255
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn c_atomic_replace_under_traffic_never_leaks_nor_loses() {
+    let _g = lock();
+    let Some(env) = setup("c") else { return };
+    let mut a: Vec<String> = filler(3000, 4);
+    a.push("203.0.113.10/32".into());
+    let mut b: Vec<String> = filler(2000, 7);
+    b.push("203.0.113.8/30".into());
+    let sa = env.spec(
+        "a.json",
+        &spec_json(true, &rule_json("drop", &refs(&a), true)),
+    );
+    let sb = env.spec(
+        "b.json",
+        &spec_json(true, &rule_json("drop", &refs(&b), true)),
+    );
+    let (code, out) = env.gw(&["apply", &sa]);
+    assert_eq!(code, 0, "{out}");
+
+    let blocked = env.server(&["udp-server", "203.0.113.10:7000", "14"]);
+    let allowed = env.server(&["udp-server", "203.0.113.20:7000", "14"]);
+    let send_b = env
+        .t
+        .spawn(
+            &env.t.client,
+            &[&env.probe, "udp-send", "203.0.113.10:7000", "2500", "2"],
+        )
+        .expect("send");
+    let send_a = env
+        .t
+        .spawn(
+            &env.t.client,
+            &[&env.probe, "udp-send", "203.0.113.20:7000", "2500", "2"],
+        )
+        .expect("send");
+    let t = Instant::now();
+    let (code, out) = env.gw(&["apply-n", &sa, &sb, "100"]);
+    let apply_time = t.elapsed();
+    assert_eq!(code, 0, "{out}");
+    let sb_out = finish(send_b);
+    let sa_out = finish(send_a);
+    assert!(
+        apply_time < Duration::from_secs(12),
+        "applies outlasted the traffic: {apply_time:?}"
+    );
+    let got_blocked = finish(blocked);
+    let got_allowed = finish(allowed);
+    let count = |s: &str, key: &str| -> u64 {
+        s.split_whitespace()
+            .skip_while(|w| *w != key)
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("count")
+    };
+    let sent_allowed = count(&sa_out, "sent");
+    assert!(count(&sb_out, "sent") >= 2000, "{sb_out}");
+    assert_eq!(
+        count(&got_blocked, "received"),
+        0,
+        "blocked server saw packets during reloads"
+    );
+    assert_eq!(
+        count(&got_allowed, "received"),
+        sent_allowed,
+        "allowed probe lost packets: {got_allowed} vs {sa_out}"
+    );
+    println!(
+        "100 applies in {apply_time:?} ({out}); allowed {sent_allowed}/{sent_allowed}, blocked 0"
+    );
+}
+
+#[test]
+fn d_rejected_batch_leaves_previous_ruleset() {
+    let _g = lock();
+    let Some(env) = setup("d") else { return };
+    let srv = env.server(&["tcp-server", "[::]:8082", "20"]);
+    let good = env.spec(
+        "good.json",
+        &spec_json(true, &rule_json("reject", &["203.0.113.10/32"], true)),
+    );
+    let other = env.spec(
+        "other.json",
+        &spec_json(true, &rule_json("reject", &["203.0.113.20/32"], false)),
+    );
+    let (code, out) = env.gw(&["apply", &good]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = env.gw(&["apply-bad", &other]);
+    assert_eq!(code, 5, "the overlapping batch must be rejected: {out}");
+    assert!(
+        out.contains("elements of set"),
+        "error names the failing message: {out}"
+    );
+    let (code, out) = env.gw(&["verify", &good]);
+    assert_eq!(code, 0, "previous ruleset must be intact: {out}");
+    assert_eq!(env.connect(SRV_V4[0], 8082, 1500), "refused");
+    assert_eq!(env.connect(SRV_V4[1], 8082, 1500), "ok");
+    drop_child(srv);
+}
+
+#[test]
+fn e_monitor_mode_installs_no_verdicts() {
+    let _g = lock();
+    let Some(env) = setup("e") else { return };
+    let srv = env.server(&["tcp-server", "[::]:8083", "20"]);
+    let spec = env.spec(
+        "mon.json",
+        &spec_json(
+            false,
+            &rule_json("reject", &["203.0.113.10/32", "2001:db8:2::10/128"], true),
+        ),
+    );
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let (_, rendered) = env.gw(&["render", &spec]);
+    assert!(
+        !rendered.contains("drop") && !rendered.contains("reject"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("set r0_dst_v4"), "{rendered}");
+    // No rule with a verdict means no rule with a counter either.
+    let (_, counters) = env.gw(&["counters"]);
+    assert!(counters.trim().is_empty(), "{counters}");
+    assert_eq!(env.connect(SRV_V4[0], 8083, 1500), "ok");
+    assert_eq!(env.connect(SRV_V6[0], 8083, 1500), "ok");
+    drop_child(srv);
+}
+
+#[test]
+fn g_display_script_loads_with_nft_and_matches() {
+    let _g = lock();
+    let Some(env) = setup("g") else { return };
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipping: nft binary not installed");
+        return;
+    }
+    let spec = env.spec(
+        "r.json",
+        &spec_json(
+            true,
+            &rule_json(
+                "reject",
+                &["203.0.113.10/32", "240.0.0.0/4", "2001:db8:2::10/128"],
+                true,
+            ),
+        ),
+    );
+    let (_, script) = env.gw(&["render", &spec]);
+    let path = env.dir.join("r.nft");
+    std::fs::write(&path, &script).expect("script");
+    env.t
+        .ok(&env.t.gw, &["nft", "-f", &path.to_string_lossy()])
+        .expect("nft -f of the rendered script");
+    let (code, out) = env.gw(&["verify", &spec]);
+    assert_eq!(
+        code, 0,
+        "nft -f result differs from the netlink intent: {out}"
+    );
+}
