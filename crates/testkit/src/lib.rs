@@ -5,11 +5,13 @@
 //!
 //! - [`mmdb`]: a small, spec-following MaxMind DB writer (GeoIP2 Country,
 //!   GeoLite2 ASN and ip-location-db schemas) for the geo stage's tests.
+//! - [`netns`]: client/gateway/server network namespaces for real-kernel tests.
 //! - [`pcap`]: a classic pcap writer and Ethernet/IPv4/IPv6 TCP/UDP frame builders.
 
 #![forbid(unsafe_code)]
 
 pub mod mmdb;
+pub mod netns;
 pub mod pcap;
 
 pub use mmdb::{geoip2_country, geolite2_asn, ip_location_db_country, MmdbBuilder};
