@@ -350,6 +350,26 @@ fn builtin_stun_and_port_hints() {
         Some("webex")
     );
     assert_eq!(db.match_port(Transport::Udp, 19302), None);
+    assert_eq!(
+        db.match_port(Transport::Tcp, 8801)
+            .map(|r| db.app(r).id.to_string())
+            .as_deref(),
+        Some("zoom")
+    );
+    assert_eq!(
+        db.match_port(Transport::Udp, 9785)
+            .map(|r| db.app(r).id.to_string())
+            .as_deref(),
+        Some("viber")
+    );
+    assert_eq!(
+        db.match_port(Transport::Udp, 1400)
+            .map(|r| db.app(r).id.to_string())
+            .as_deref(),
+        Some("telegram")
+    );
+    assert_eq!(db.match_port(Transport::Tcp, 1400), None);
+    assert_eq!(db.match_port(Transport::Udp, 65535), None);
 }
 
 #[test]
