@@ -1,0 +1,283 @@
+//! Per-flow inspection: feeds the first packets of a flow to the protocol
+//! parsers and the signature database, and turns evidence into a [`Label`].
+//!
+//! Evidence, strongest first: DNS name of the destination, TLS/QUIC server
+//! name, STUN vendor signals, vendor payload headers; then vendor IP ranges,
+//! vendor ASNs and ports, which only stand when nothing stronger is found.
+
+use geofence_classify::payload;
+use geofence_classify::sigdb::{AppRef, SignatureDb};
+use geofence_classify::sigs::Transport;
+use geofence_classify::{quic, stun, tls, Method};
+
+use geofence_decode::{Packet, Proto};
+
+use crate::flow::Dir;
+use crate::Label;
+
+/// The signature database with its payload matchers resolved once.
+pub struct Sigs {
+    pub db: std::sync::Arc<SignatureDb>,
+    matchers: Vec<(AppRef, &'static str, payload::MatcherFn)>,
+}
+
+impl Sigs {
+    pub fn new(db: std::sync::Arc<SignatureDb>) -> Sigs {
+        let matchers = db
+            .payload_rules()
+            .iter()
+            .filter_map(|(app, name)| {
+                payload::MATCHERS
+                    .iter()
+                    .find(|(n, _)| *n == name.as_str())
+                    .map(|(n, f)| (*app, *n, *f))
+            })
+            .collect();
+        Sigs { db, matchers }
+    }
+}
+
+/// What is kept per flow while it is being inspected. Boxed in the flow so
+/// finished flows cost nothing.
+#[derive(Default, Debug)]
+pub struct FlowInspect {
+    /// Packets inspected so far (both directions).
+    pub inspected: u16,
+    /// Client-to-server TCP stream reassembly for a ClientHello.
+    tls: Option<Box<tls::HelloAssembler>>,
+    /// QUIC CRYPTO frames of the client's Initial packets.
+    quic: Option<Box<quic::CryptoAssembler>>,
+    /// True once the flow is known not to carry TLS.
+    not_tls: bool,
+    /// STUN messages seen without a vendor signal.
+    pub stun_plain: u8,
+    /// RTP packets seen.
+    pub rtp: u8,
+    /// Candidate from ranges, ASN or port: used if nothing stronger appears.
+    pub tentative: Option<Label>,
+    /// A host name seen without an app match (for reports).
+    pub host: Option<Box<str>>,
+}
+
+/// Result of inspecting one packet.
+pub enum Step {
+    /// Keep inspecting.
+    More,
+    /// Strong evidence: label the flow, stop inspecting.
+    Decided(Label),
+    /// Stop inspecting; nothing (more) to learn.
+    Stop,
+}
+
+/// Things inspection learned that outlive the flow.
+#[derive(Default)]
+pub struct Side {
+    /// STUN peers (XOR-PEER-ADDRESS) that inherit the flow's app.
+    pub peers: Vec<std::net::SocketAddr>,
+}
+
+pub fn transport(p: Proto) -> Transport {
+    match p {
+        Proto::Tcp => Transport::Tcp,
+        Proto::Udp => Transport::Udp,
+    }
+}
+
+fn label(app: AppRef, method: Method, host: Option<&str>, evidence: String) -> Label {
+    Label {
+        app,
+        method,
+        host: host.map(Box::from),
+        evidence: Some(evidence.into_boxed_str()),
+    }
+}
+
+/// Inspects one packet of a flow that is still being inspected.
+pub fn step(
+    st: &mut FlowInspect,
+    sigs: &Sigs,
+    p: &Packet<'_>,
+    dir: Dir,
+    server_port: u16,
+    side: &mut Side,
+) -> Step {
+    st.inspected = st.inspected.saturating_add(1);
+    let pl = p.payload;
+    if pl.is_empty() {
+        return Step::More;
+    }
+    let index = u32::from(st.inspected - 1);
+    match p.proto {
+        Proto::Tcp => step_tcp(st, sigs, p, dir, index),
+        Proto::Udp => step_udp(st, sigs, p, dir, server_port, side, index),
+    }
+}
+
+fn host_label(sigs: &Sigs, st: &mut FlowInspect, host: &str, method: Method) -> Step {
+    match sigs.db.match_host(host) {
+        Some(app) => Step::Decided(label(app, method, Some(host), format!("{} {}", method, host))),
+        None => {
+            st.host = Some(Box::from(host));
+            Step::Stop
+        }
+    }
+}
+
+fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: u32) -> Step {
+    let pl = p.payload;
+    if dir == Dir::Orig && !st.not_tls {
+        let seq = p.tcp.map(|t| t.seq).unwrap_or(0);
+        if st.tls.is_none() {
+            if pl.first() == Some(&0x16) {
+                st.tls = Some(Box::new(tls::HelloAssembler::new(seq)));
+            } else {
+                st.not_tls = true;
+            }
+        }
+        if let Some(mut asm) = st.tls.take() {
+            asm.push(seq, pl);
+            match tls::parse_client_hello(asm.contiguous()) {
+                tls::HelloParse::Hello(h) => {
+                    st.not_tls = true;
+                    if let Some(sni) = h.sni {
+                        return host_label(sigs, st, sni.as_ref(), Method::TlsSni);
+                    }
+                    return Step::Stop;
+                }
+                tls::HelloParse::NeedMore { .. } => {
+                    st.tls = Some(asm);
+                    return Step::More;
+                }
+                tls::HelloParse::NotTls => st.not_tls = true,
+            }
+        }
+    }
+    if let Some(s) = payload_rules(sigs, Transport::Tcp, p, dir, index) {
+        return s;
+    }
+    // STUN over TCP (RFC 4571 framing, magic cookie required).
+    if let Some(m) = stun::parse(pl, true) {
+        if let Some(s) = stun_step(st, sigs, &m, &mut Side::default()) {
+            return s;
+        }
+    }
+    Step::More
+}
+
+fn step_udp(
+    st: &mut FlowInspect,
+    sigs: &Sigs,
+    p: &Packet<'_>,
+    dir: Dir,
+    server_port: u16,
+    side: &mut Side,
+    index: u32,
+) -> Step {
+    let pl = p.payload;
+    // QUIC Initial from the client.
+    if dir == Dir::Orig && quic::is_quic_initial(pl) {
+        if let Ok(init) = quic::decrypt_initials(pl) {
+            let mut asm = st.quic.take().unwrap_or_default();
+            if asm.add(&init).is_ok() {
+                match asm.client_hello() {
+                    tls::HelloParse::Hello(h) => {
+                        if let Some(sni) = h.sni {
+                            return host_label(sigs, st, sni.as_ref(), Method::QuicSni);
+                        }
+                        return Step::Stop;
+                    }
+                    tls::HelloParse::NeedMore { .. } => {
+                        st.quic = Some(asm);
+                        return Step::More;
+                    }
+                    tls::HelloParse::NotTls => {}
+                }
+            }
+        }
+    }
+    // STUN/TURN, plain or Microsoft-multiplexed.
+    let stun_bytes = stun::ms_multiplexed_inner(pl).unwrap_or(pl);
+    if let Some(m) = stun::parse(stun_bytes, false) {
+        if let Some(s) = stun_step(st, sigs, &m, side) {
+            return s;
+        }
+        return Step::More;
+    }
+    // DTLS ClientHello: its SNI (rare) names the server.
+    if dir == Dir::Orig && pl.first() == Some(&0x16) {
+        if let tls::HelloParse::Hello(h) = tls::parse_dtls_client_hello(pl) {
+            if let Some(sni) = h.sni {
+                if let Some(app) = sigs.db.match_host(sni.as_ref()) {
+                    return Step::Decided(label(app, Method::TlsSni, Some(sni.as_ref()), format!("dtls sni {}", sni.as_ref())));
+                }
+            }
+        }
+    }
+    if let Some(s) = payload_rules(sigs, Transport::Udp, p, dir, index) {
+        return s;
+    }
+    if payload::rtp_header(pl).is_some() {
+        st.rtp = st.rtp.saturating_add(1);
+    }
+    let _ = server_port;
+    Step::More
+}
+
+/// Vendor STUN signals: message type, attributes, realm, software.
+fn stun_step(st: &mut FlowInspect, sigs: &Sigs, m: &stun::StunMessage<'_>, side: &mut Side) -> Option<Step> {
+    let sigs = &*sigs.db;
+    let found = sigs
+        .stun_message_type(m.msg_type)
+        .map(|a| (a, format!("stun message type {:#06x}", m.msg_type)))
+        .or_else(|| {
+            m.attributes()
+                .find_map(|(t, _)| sigs.stun_attribute(t).map(|a| (a, format!("stun attribute {t:#06x}"))))
+        })
+        .or_else(|| {
+            m.realm()
+                .and_then(|r| sigs.stun_realm(r).map(|a| (a, format!("stun realm {r}"))))
+        })
+        .or_else(|| {
+            m.software()
+                .and_then(|s| sigs.stun_software(s).map(|a| (a, format!("stun software {s}"))))
+        });
+    match found {
+        Some((app, ev)) => {
+            side.peers.extend(m.xor_peer_addresses());
+            let host = m.realm().filter(|r| r.contains('.'));
+            Some(Step::Decided(label(app, Method::Stun, host, ev)))
+        }
+        None => {
+            st.stun_plain = st.stun_plain.saturating_add(1);
+            None
+        }
+    }
+}
+
+/// Built-in payload matchers and byte patterns named by the signatures.
+fn payload_rules(sigs: &Sigs, t: Transport, p: &Packet<'_>, dir: Dir, index: u32) -> Option<Step> {
+    let ctx = payload::Packet {
+        transport: t,
+        payload: p.payload,
+        src_port: p.sport,
+        dst_port: p.dport,
+        from_initiator: dir == Dir::Orig,
+        index,
+    };
+    for (app, name, f) in &sigs.matchers {
+        if let Some(m) = f(&ctx) {
+            return Some(Step::Decided(label(
+                *app,
+                Method::Payload,
+                m.host,
+                format!("payload {name} ({})", m.what),
+            )));
+        }
+    }
+    for (app, pat) in sigs.db.patterns() {
+        if pat.matches(t, p.payload) {
+            return Some(Step::Decided(label(*app, Method::Payload, None, "payload pattern".to_string())));
+        }
+    }
+    None
+}

@@ -1,0 +1,160 @@
+//! # geofence-runtime: from files to a ready pipeline
+//!
+//! The one place that reads what the pure stages need: the policy file
+//! (`geofence-policy`), the app signatures (built-ins from `config/apps.d`,
+//! the admin's `[signatures] dirs`, and the policy's own `[[app]]` tables)
+//! and the geo databases (`geofence-geo`). The daemon calls [`load`] at start
+//! and on every reload; a failed load leaves the caller's running pipeline
+//! untouched. `geofencectl` uses the same code, so `check`, `replay` and
+//! `explain` see exactly what the daemon would.
+//!
+//! Also holds [`replay_file`], the offline pipeline over a capture file.
+
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use geofence_classify::sigdb::SignatureDb;
+use geofence_decode::PcapReader;
+use geofence_engine::{Engine, EngineConfig, FlowReport};
+use geofence_geo::GeoDb;
+use geofence_policy::{Config, ConfigError, Policy};
+
+/// Why loading failed. Each message names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The policy file (or a signature file it names) is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The signature set does not compile.
+    #[error("signatures: {0}")]
+    Signatures(String),
+    /// A geo database could not be opened or is corrupt.
+    #[error("{0}")]
+    Geo(#[from] geofence_geo::GeoError),
+    /// The policy names no geo database.
+    #[error("{file}: [geoip] databases is empty: name at least one .mmdb file")]
+    NoDatabase { file: String },
+}
+
+/// Everything the pipeline needs, loaded and validated.
+pub struct Loaded {
+    pub config: Config,
+    pub policy: Arc<Policy>,
+    pub sigs: Arc<SignatureDb>,
+    pub geo: Arc<GeoDb>,
+    /// Where `geo` came from.
+    pub geo_paths: Vec<PathBuf>,
+}
+
+/// Which geo databases to open.
+#[derive(Clone, Debug, Default)]
+pub enum GeoChoice {
+    /// The `[geoip] databases` of the policy file.
+    #[default]
+    FromConfig,
+    /// These files instead (e.g. `geofencectl replay --geoip`).
+    Paths(Vec<PathBuf>),
+    /// No database: every destination's country is unknown.
+    None,
+}
+
+/// Loads the signature database: built-ins, then the policy's signature
+/// directories, then its `[[app]]` tables (later definitions of an id win).
+pub fn signatures(config: &Config) -> Result<SignatureDb, LoadError> {
+    let mut defs = SignatureDb::builtin_defs();
+    defs.extend(config.signature_apps.iter().cloned());
+    defs.extend(config.apps.iter().cloned());
+    SignatureDb::from_defs(defs).map_err(|e| LoadError::Signatures(e.to_string()))
+}
+
+/// Reads and validates the policy file only (`geofencectl check`).
+pub fn load_config(path: &Path) -> Result<(Config, Policy, SignatureDb), LoadError> {
+    let config = geofence_policy::load_file(path)?;
+    let sigs = signatures(&config)?;
+    let policy = Policy::from_config(&config)?;
+    Ok((config, policy, sigs))
+}
+
+/// Loads policy, signatures and geo databases.
+pub fn load(path: &Path, geo: &GeoChoice) -> Result<Loaded, LoadError> {
+    let (config, policy, sigs) = load_config(path)?;
+    let paths: Vec<PathBuf> = match geo {
+        GeoChoice::FromConfig => {
+            if config.geoip.databases.is_empty() {
+                return Err(LoadError::NoDatabase {
+                    file: path.display().to_string(),
+                });
+            }
+            config.geoip.databases.clone()
+        }
+        GeoChoice::Paths(p) => p.clone(),
+        GeoChoice::None => Vec::new(),
+    };
+    let geo = if paths.is_empty() {
+        GeoDb::empty()
+    } else {
+        GeoDb::open(&paths)?
+    };
+    Ok(Loaded {
+        config,
+        policy: Arc::new(policy),
+        sigs: Arc::new(sigs),
+        geo: Arc::new(geo),
+        geo_paths: paths,
+    })
+}
+
+/// Why a replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Read { path: String, source: geofence_decode::DecodeError },
+}
+
+/// Runs the offline pipeline over one capture file and returns one report
+/// per TCP/UDP flow, oldest first, each tagged with the file's name.
+pub fn replay_file(loaded: &Loaded, path: &Path) -> Result<(Vec<FlowReport>, geofence_engine::EngineStats), ReplayError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let f = File::open(path).map_err(|source| ReplayError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, f)).map_err(|source| ReplayError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let cfg = EngineConfig {
+        keep_finished: true,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(cfg, loaded.sigs.clone(), loaded.geo.clone(), loaded.policy.clone());
+    let mut events = Vec::new();
+    loop {
+        let pkt = match reader.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(source) => {
+                return Err(ReplayError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        engine.process_frame(pkt.ts_nanos, pkt.link, pkt.data, &mut events);
+        events.clear();
+    }
+    let mut reports = engine.finish();
+    for r in &mut reports {
+        r.pcap = Some(name.clone());
+    }
+    Ok((reports, engine.stats()))
+}
