@@ -790,6 +790,95 @@ fn is_hostname(s: &str) -> bool {
     !s.is_empty() && s.parse::<IpAddr>().is_err() && !s.contains(':') && s.contains('.')
 }
 
+fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.parse().ok()?, port.parse().ok()?))
+}
+
+#[test]
+fn corpus_server_addresses() {
+    let path = shared_dir().join("corpus/labels.csv");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!("skipping: {} not found (shared/ is absent)", path.display());
+        return;
+    };
+    let db = builtin();
+    let mut lines = text.lines();
+    let header = parse_csv_line(lines.next().unwrap_or(""));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .expect("labels.csv column")
+    };
+    let (c_class, c_server, c_proto, c_expect, c_ndpi) = (
+        col("class"),
+        col("server"),
+        col("proto"),
+        col("expect"),
+        col("ndpi"),
+    );
+    let mut by_ip = 0usize;
+    let mut positives = 0usize;
+    let mut wrong = Vec::new();
+    let mut flagged = Vec::new();
+    for line in lines {
+        let f = parse_csv_line(line);
+        let get = |i: usize| f.get(i).map(String::as_str).unwrap_or("");
+        let proto = match get(c_proto) {
+            "TCP" => Transport::Tcp,
+            "UDP" => Transport::Udp,
+            _ => continue,
+        };
+        let Some((addr, port)) = parse_endpoint(get(c_server)) else {
+            continue;
+        };
+        let got = db
+            .match_ip(addr, proto, port)
+            .map(|(r, _)| db.app(r).id.to_string());
+        match (get(c_class), got) {
+            ("positive", Some(app)) => {
+                positives += 1;
+                by_ip += 1;
+                if app != get(c_expect) {
+                    wrong.push(format!(
+                        "{} {:?}/{port} -> {app}, expected {}",
+                        addr,
+                        proto,
+                        get(c_expect)
+                    ));
+                }
+            }
+            ("positive", None) => positives += 1,
+            (class, Some(app)) => flagged.push(format!(
+                "{class:10} {addr} {proto:?}/{port} ({}) -> {app}",
+                get(c_ndpi)
+            )),
+            _ => {}
+        }
+    }
+    println!("positive flows whose server is in a vendor range: {by_ip}/{positives}");
+    flagged.sort();
+    flagged.dedup();
+    for f in &flagged {
+        println!("  non-positive flow in a vendor range: {f}");
+    }
+    assert!(
+        wrong.is_empty(),
+        "vendor ranges name the wrong app: {wrong:?}"
+    );
+    // A named non-conferencing service must never sit in an app's range.
+    let negatives: Vec<_> = flagged
+        .iter()
+        .filter(|f| f.starts_with("negative"))
+        .collect();
+    assert!(
+        negatives.is_empty(),
+        "negative flows in vendor ranges: {negatives:?}"
+    );
+}
+
 #[test]
 fn corpus_server_names() {
     let path = shared_dir().join("corpus/labels.csv");
