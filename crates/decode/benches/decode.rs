@@ -69,6 +69,27 @@ fn bench(c: &mut Criterion) {
             black_box(n)
         })
     });
+    // baseline: etherparse's aggregate lax parser on the same packets
+    g.bench_function(format!("lax_sliced_packet_{}_packets", pkts.len()), |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for (link, data) in &pkts {
+                let r = match link {
+                    LinkType::Ethernet => {
+                        etherparse::LaxSlicedPacket::from_ethernet(black_box(data)).ok()
+                    }
+                    LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => {
+                        etherparse::LaxSlicedPacket::from_ip(black_box(data)).ok()
+                    }
+                    _ => None,
+                };
+                if let Some(p) = r {
+                    n += usize::from(p.transport.is_some());
+                }
+            }
+            black_box(n)
+        })
+    });
     g.finish();
 
     if let Some((name, bytes)) = files.iter().max_by_key(|(_, b)| b.len()) {
