@@ -38,6 +38,21 @@ fn random_v4(n: usize) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Pseudo-random IPv6 addresses in 2000::/4, where allocations are.
+fn random_v6(n: usize) -> Vec<IpAddr> {
+    random_v4(2 * n)
+        .chunks(2)
+        .map(|c| {
+            let bits = |ip: &IpAddr| match ip {
+                IpAddr::V4(a) => u128::from(u32::from(*a)),
+                IpAddr::V6(_) => 0,
+            };
+            let hi = (bits(&c[0]) << 32 | bits(&c[1])) << 60 >> 4;
+            IpAddr::V6(((0x2u128 << 124) | hi).into())
+        })
+        .collect()
+}
+
 fn benches(c: &mut Criterion) {
     let Some(path) = db_path() else { return };
     let t = std::time::Instant::now();
@@ -57,6 +72,34 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut hits = 0usize;
             for ip in &ips {
+                if db.lookup(black_box(*ip)).country.is_some() {
+                    hits += 1;
+                }
+            }
+            hits
+        })
+    });
+    // Baseline in the same run: maxminddb's own lookup, stopping at the data
+    // offset (no decoding), which is what GeoDb replaces with its tree walk.
+    let reader = maxminddb::Reader::open_readfile(&path).expect("reader");
+    g.bench_function("baseline_maxminddb_lookup_offset_1M_random_v4", |b| {
+        b.iter(|| {
+            let mut hits = 0usize;
+            for ip in &ips {
+                if let Ok(r) = reader.lookup(black_box(*ip)) {
+                    if r.offset().is_some() {
+                        hits += 1;
+                    }
+                }
+            }
+            hits
+        })
+    });
+    let ips6 = random_v6(N);
+    g.bench_function("lookup_1M_random_v6_in_2000::/4", |b| {
+        b.iter(|| {
+            let mut hits = 0usize;
+            for ip in &ips6 {
                 if db.lookup(black_box(*ip)).country.is_some() {
                     hits += 1;
                 }
