@@ -22,9 +22,17 @@ impl FlowKey {
         let a = (p.src, p.sport);
         let b = (p.dst, p.dport);
         if a <= b {
-            FlowKey { proto: p.proto, lo: a, hi: b }
+            FlowKey {
+                proto: p.proto,
+                lo: a,
+                hi: b,
+            }
         } else {
-            FlowKey { proto: p.proto, lo: b, hi: a }
+            FlowKey {
+                proto: p.proto,
+                lo: b,
+                hi: a,
+            }
         }
     }
 }
@@ -233,6 +241,11 @@ impl FlowTable {
                 evicted(f);
             }
         }
+    }
+
+    /// Every live flow.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Flow> + '_ {
+        self.map.values_mut()
     }
 
     /// Removes every flow (end of a replay).

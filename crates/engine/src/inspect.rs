@@ -19,6 +19,9 @@ use crate::Label;
 pub struct Sigs {
     pub db: std::sync::Arc<SignatureDb>,
     matchers: Vec<(AppRef, &'static str, payload::MatcherFn)>,
+    /// The app whose signatures name `line-call`: it also gets the
+    /// flow-level counter rule.
+    line_app: Option<AppRef>,
 }
 
 impl Sigs {
@@ -33,7 +36,16 @@ impl Sigs {
                     .map(|(n, f)| (*app, *n, *f))
             })
             .collect();
-        Sigs { db, matchers }
+        let line_app = db
+            .payload_rules()
+            .iter()
+            .find(|(_, n)| n == "line-call")
+            .map(|(a, _)| *a);
+        Sigs {
+            db,
+            matchers,
+            line_app,
+        }
     }
 }
 
@@ -53,10 +65,48 @@ pub struct FlowInspect {
     pub stun_plain: u8,
     /// RTP packets seen.
     pub rtp: u8,
+    /// LINE call counter tracking per direction (orig, reply).
+    line: [SeqRun; 2],
     /// Candidate from ranges, ASN or port: used if nothing stronger appears.
     pub tentative: Option<Label>,
     /// A host name seen without an app match (for reports).
     pub host: Option<Box<str>>,
+}
+
+/// A per-direction run of packets whose 4th byte counts up by one from the
+/// first packet's value (LINE calls; reference §3.2).
+#[derive(Default, Debug, Clone, Copy)]
+struct SeqRun {
+    started: bool,
+    base: u8,
+    count: u8,
+}
+
+/// LINE call rule: at least this many counting packets in each direction.
+const LINE_RUN: u8 = 4;
+
+/// Feeds one UDP payload to the LINE counter rule; true once both
+/// directions count and their bases are far apart (RTP, whose sequence
+/// numbers also count, is excluded by its version bits).
+fn line_counter(runs: &mut [SeqRun; 2], dir: Dir, pl: &[u8]) -> bool {
+    let (Some(&b0), Some(&b3)) = (pl.first(), pl.get(3)) else {
+        return false;
+    };
+    if pl.len() < 8 || b0 & 0xC0 == 0x80 || b0 < 0x40 {
+        return false;
+    }
+    let r = &mut runs[usize::from(dir == Dir::Reply)];
+    if !r.started {
+        *r = SeqRun {
+            started: true,
+            base: b3,
+            count: 1,
+        };
+    } else if r.base.wrapping_add(r.count) == b3 {
+        r.count = r.count.saturating_add(1);
+    }
+    let [a, b] = *runs;
+    a.count >= LINE_RUN && b.count >= LINE_RUN && a.base.abs_diff(b.base) >= 5
 }
 
 /// Result of inspecting one packet.
@@ -115,7 +165,12 @@ pub fn step(
 
 fn host_label(sigs: &Sigs, st: &mut FlowInspect, host: &str, method: Method) -> Step {
     match sigs.db.match_host(host) {
-        Some(app) => Step::Decided(label(app, method, Some(host), format!("{} {}", method, host))),
+        Some(app) => Step::Decided(label(
+            app,
+            method,
+            Some(host),
+            format!("{} {}", method, host),
+        )),
         None => {
             st.host = Some(Box::from(host));
             Step::Stop
@@ -208,7 +263,12 @@ fn step_udp(
         if let tls::HelloParse::Hello(h) = tls::parse_dtls_client_hello(pl) {
             if let Some(sni) = h.sni {
                 if let Some(app) = sigs.db.match_host(sni.as_ref()) {
-                    return Step::Decided(label(app, Method::TlsSni, Some(sni.as_ref()), format!("dtls sni {}", sni.as_ref())));
+                    return Step::Decided(label(
+                        app,
+                        Method::TlsSni,
+                        Some(sni.as_ref()),
+                        format!("dtls sni {}", sni.as_ref()),
+                    ));
                 }
             }
         }
@@ -219,27 +279,46 @@ fn step_udp(
     if payload::rtp_header(pl).is_some() {
         st.rtp = st.rtp.saturating_add(1);
     }
+    if let Some(app) = sigs.line_app {
+        if line_counter(&mut st.line, dir, pl) {
+            return Step::Decided(label(
+                app,
+                Method::Payload,
+                None,
+                "payload line-call (packet counter in both directions)".to_string(),
+            ));
+        }
+    }
     let _ = server_port;
     Step::More
 }
 
 /// Vendor STUN signals: message type, attributes, realm, software.
-fn stun_step(st: &mut FlowInspect, sigs: &Sigs, m: &stun::StunMessage<'_>, side: &mut Side) -> Option<Step> {
+fn stun_step(
+    st: &mut FlowInspect,
+    sigs: &Sigs,
+    m: &stun::StunMessage<'_>,
+    side: &mut Side,
+) -> Option<Step> {
     let sigs = &*sigs.db;
     let found = sigs
         .stun_message_type(m.msg_type)
         .map(|a| (a, format!("stun message type {:#06x}", m.msg_type)))
         .or_else(|| {
-            m.attributes()
-                .find_map(|(t, _)| sigs.stun_attribute(t).map(|a| (a, format!("stun attribute {t:#06x}"))))
+            m.attributes().find_map(|(t, _)| {
+                sigs.stun_attribute(t)
+                    .map(|a| (a, format!("stun attribute {t:#06x}")))
+            })
         })
         .or_else(|| {
             m.realm()
                 .and_then(|r| sigs.stun_realm(r).map(|a| (a, format!("stun realm {r}"))))
         })
         .or_else(|| {
-            m.software()
-                .and_then(|s| sigs.stun_software(s).map(|a| (a, format!("stun software {s}"))))
+            m.software().and_then(|s| {
+                sigs.stun_software(s)
+                    .map(|a| (a, format!("stun software {s}")))
+            })
         });
     match found {
         Some((app, ev)) => {
@@ -276,7 +355,12 @@ fn payload_rules(sigs: &Sigs, t: Transport, p: &Packet<'_>, dir: Dir, index: u32
     }
     for (app, pat) in sigs.db.patterns() {
         if pat.matches(t, p.payload) {
-            return Some(Step::Decided(label(*app, Method::Payload, None, "payload pattern".to_string())));
+            return Some(Step::Decided(label(
+                *app,
+                Method::Payload,
+                None,
+                "payload pattern".to_string(),
+            )));
         }
     }
     None

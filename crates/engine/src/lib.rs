@@ -122,7 +122,10 @@ pub struct DnsLearned {
 pub enum Event {
     /// A flow was labelled with an app (sent once per flow, at the packet
     /// that decided). `packet_ts_ns` is that packet's capture time.
-    Labelled { report: FlowReport, packet_ts_ns: u64 },
+    Labelled {
+        report: FlowReport,
+        packet_ts_ns: u64,
+    },
     /// A DNS answer pointed an app's name at an address: pre-emptive.
     Dns(DnsLearned),
 }
@@ -152,16 +155,40 @@ pub struct Engine {
     finished: Vec<FlowReport>,
     stats: EngineStats,
     last_sweep_ns: u64,
+    /// A client socket was identified since the last sweep: its sibling
+    /// flows are labelled at the next sweep.
+    sockets_pending: bool,
+    /// The latest packet timestamp seen.
+    clock_ns: u64,
 }
 
 const SWEEP_NS: u64 = 1_000_000_000;
+
+/// Packets of a STUN-identified flow parsed for relay peers.
+const STUN_FOLLOWUP: u64 = 64;
+
+/// Records the XOR-PEER-ADDRESS peers of a STUN message (and of a STUN
+/// message carried in its DATA attribute).
+fn harvest_peers(peers: &mut PeerCache, app: AppRef, payload: &[u8], ts_ns: u64) {
+    let inner = geofence_classify::stun::ms_multiplexed_inner(payload).unwrap_or(payload);
+    if let Some(m) = geofence_classify::stun::parse(inner, false) {
+        for peer in m.xor_peer_addresses() {
+            peers.insert_peer(peer, app, ts_ns);
+        }
+    }
+}
 
 fn is_dns_port(port: u16) -> bool {
     matches!(port, 53 | 5353 | 5355)
 }
 
 impl Engine {
-    pub fn new(cfg: EngineConfig, sigs: Arc<SignatureDb>, geo: Arc<GeoDb>, policy: Arc<Policy>) -> Engine {
+    pub fn new(
+        cfg: EngineConfig,
+        sigs: Arc<SignatureDb>,
+        geo: Arc<GeoDb>,
+        policy: Arc<Policy>,
+    ) -> Engine {
         Engine {
             flows: FlowTable::new(cfg.table.clone()),
             names: NameCache::new(cfg.name_cache, cfg.dns_floor_secs),
@@ -169,6 +196,8 @@ impl Engine {
             finished: Vec::new(),
             stats: EngineStats::default(),
             last_sweep_ns: 0,
+            sockets_pending: false,
+            clock_ns: 0,
             cfg,
             sigs: inspect::Sigs::new(sigs),
             geo,
@@ -212,13 +241,32 @@ impl Engine {
     /// Processes one decoded packet.
     pub fn process_packet(&mut self, ts_ns: u64, p: &Packet<'_>, out: &mut Vec<Event>) {
         self.stats.packets += 1;
+        self.clock_ns = self.clock_ns.max(ts_ns);
         if ts_ns >= self.last_sweep_ns.saturating_add(SWEEP_NS) {
             self.last_sweep_ns = ts_ns;
-            self.sweep(ts_ns);
+            self.sweep(ts_ns, out);
         }
         let key = FlowKey::of(p);
         if self.flows.get_mut(&key).is_none() {
             let f = self.new_flow(ts_ns, p);
+            if let Some(l) = &f.label {
+                // Decided before any payload (DNS name, STUN peer, socket):
+                // report now, so enforcement can act on the first packet.
+                if socket_evidence(&f, l) {
+                    let sock = SocketAddr::new(f.client.0, f.client.1);
+                    self.sockets_pending |= self.peers.insert_socket(sock, l.app, ts_ns);
+                }
+                let report = self.report(&f);
+                out.push(Event::Labelled {
+                    report,
+                    packet_ts_ns: ts_ns,
+                });
+            } else if let Some(l) = f.inspect.as_ref().and_then(|s| s.tentative.as_ref()) {
+                if l.method == Method::IpRange && socket_evidence(&f, l) {
+                    let sock = SocketAddr::new(f.client.0, f.client.1);
+                    self.sockets_pending |= self.peers.insert_socket(sock, l.app, ts_ns);
+                }
+            }
             let keep = self.cfg.keep_finished;
             let mut ended = Vec::new();
             self.flows.insert(key, f, &mut |f| {
@@ -241,6 +289,7 @@ impl Engine {
             cfg,
             geo,
             policy,
+            sockets_pending,
             ..
         } = self;
         let Some(f) = flows.get_mut(&key) else {
@@ -267,6 +316,13 @@ impl Engine {
             return;
         }
         let Some(st) = f.inspect.as_mut() else {
+            // A call identified by STUN keeps revealing its relay peers
+            // (CreatePermission, Send indications): harvest them.
+            if let Some(l) = &f.label {
+                if l.method == Method::Stun && f.proto == Proto::Udp && f.packets <= STUN_FOLLOWUP {
+                    harvest_peers(peers, l.app, p.payload, ts_ns);
+                }
+            }
             return;
         };
         let mut side = Side::default();
@@ -289,6 +345,11 @@ impl Engine {
                 for peer in side.peers {
                     peers.insert_peer(peer, l.app, ts_ns);
                 }
+                harvest_peers(peers, l.app, p.payload, ts_ns);
+            }
+            if socket_evidence(f, &l) {
+                let sock = SocketAddr::new(f.client.0, f.client.1);
+                *sockets_pending |= peers.insert_socket(sock, l.app, ts_ns);
             }
             f.label = Some(l);
             let report = make_report(&sigs.db, geo, policy, f);
@@ -328,15 +389,27 @@ impl Engine {
                     app,
                     method: Method::Dns,
                     host: Some(e.name.clone()),
-                    evidence: Some(format!("dns answer {} (ttl {}s)", e.name, e.ttl).into_boxed_str()),
+                    evidence: Some(
+                        format!("dns answer {} (ttl {}s)", e.name, e.ttl).into_boxed_str(),
+                    ),
                 });
                 return f;
             }
         }
-        // A media server or relay peer revealed by a vendor STUN exchange.
+        // A media server or relay peer revealed by a vendor STUN exchange,
+        // or a client socket that already carried an identified flow.
         if p.proto == Proto::Udp {
+            let cs = SocketAddr::new(client.0, client.1);
+            if let Some(app) = self.peers.socket(&cs, ts_ns) {
+                f.label = Some(socket_label(app));
+                return f;
+            }
             let sa = SocketAddr::new(server.0, server.1);
-            if let Some(app) = self.peers.peer(&sa, ts_ns).or_else(|| self.peers.server(&server.0, ts_ns)) {
+            if let Some(app) = self
+                .peers
+                .peer(&sa, ts_ns)
+                .or_else(|| self.peers.server(&server.0, ts_ns))
+            {
                 f.label = Some(Label {
                     app,
                     method: Method::Stun,
@@ -381,8 +454,41 @@ impl Engine {
         f
     }
 
-    /// Ends idle flows.
-    pub fn sweep(&mut self, now_ns: u64) {
+    /// Labels unlabelled UDP flows whose client socket was identified by
+    /// another flow, reporting each as labelled.
+    fn label_siblings(&mut self, now_ns: u64, out: &mut Vec<Event>) {
+        if !self.sockets_pending {
+            return;
+        }
+        self.sockets_pending = false;
+        let Engine {
+            flows,
+            peers,
+            sigs,
+            geo,
+            policy,
+            ..
+        } = self;
+        for f in flows.iter_mut() {
+            if f.label.is_some() || f.proto != Proto::Udp {
+                continue;
+            }
+            let cs = SocketAddr::new(f.client.0, f.client.1);
+            if let Some(app) = peers.socket(&cs, now_ns) {
+                f.label = Some(socket_label(app));
+                f.inspect = None;
+                let report = make_report(&sigs.db, geo, policy, f);
+                out.push(Event::Labelled {
+                    report,
+                    packet_ts_ns: now_ns,
+                });
+            }
+        }
+    }
+
+    /// Ends idle flows and labels flows that share an identified socket.
+    pub fn sweep(&mut self, now_ns: u64, out: &mut Vec<Event>) {
+        self.label_siblings(now_ns, out);
         let keep = self.cfg.keep_finished;
         let mut ended = Vec::new();
         self.flows.expire(now_ns, &mut |f| {
@@ -402,11 +508,20 @@ impl Engine {
     /// Ends every flow (end of a capture) and returns the reports of all
     /// flows that ended since the last call, oldest first.
     pub fn finish(&mut self) -> Vec<FlowReport> {
-        let flows: Vec<Flow> = self.flows.drain().collect();
-        for mut f in flows {
-            if let Some(l) = finish_tentative(&mut f) {
+        let now = self.clock_ns;
+        for f in self.flows.iter_mut() {
+            if let Some(l) = finish_tentative(f) {
+                if socket_evidence(f, &l) {
+                    let sock = SocketAddr::new(f.client.0, f.client.1);
+                    self.sockets_pending |= self.peers.insert_socket(sock, l.app, now);
+                }
                 f.label = Some(l);
             }
+        }
+        let mut ignored = Vec::new();
+        self.label_siblings(now, &mut ignored);
+        let flows: Vec<Flow> = self.flows.drain().collect();
+        for f in flows {
             let r = self.report(&f);
             self.finished.push(r);
         }
@@ -423,6 +538,22 @@ impl Engine {
     /// labelled before any payload (names, then vendor ranges).
     pub fn name_of(&self, ip: &IpAddr, now_ns: u64) -> Option<&names::NameEntry> {
         self.names.get(ip, now_ns)
+    }
+}
+
+/// Whether a label is strong enough to vouch for its client UDP socket.
+fn socket_evidence(f: &Flow, l: &Label) -> bool {
+    f.proto == Proto::Udp && f.client.1 >= 1024 && !matches!(l.method, Method::Port | Method::Asn)
+}
+
+fn socket_label(app: AppRef) -> Label {
+    Label {
+        app,
+        method: Method::Stun,
+        host: None,
+        evidence: Some(Box::from(
+            "client UDP socket shared with an identified call flow",
+        )),
     }
 }
 
@@ -453,7 +584,10 @@ fn learn_dns(
 ) {
     let msgs: Vec<dns::DnsMessage> = match p.proto {
         Proto::Udp => dns::parse_message(p.payload).ok().into_iter().collect(),
-        Proto::Tcp => dns::parse_tcp_stream(p.payload).into_iter().flatten().collect(),
+        Proto::Tcp => dns::parse_tcp_stream(p.payload)
+            .into_iter()
+            .flatten()
+            .collect(),
     };
     for m in msgs {
         if !m.is_response {
@@ -466,7 +600,10 @@ fn learn_dns(
                 .names
                 .iter()
                 .find_map(|n| sigs.match_host(n).map(|a| (a, n.as_str())));
-            let shown = hit.map(|(_, n)| n).or(r.names.first().map(|s| s.as_str())).unwrap_or("");
+            let shown = hit
+                .map(|(_, n)| n)
+                .or(r.names.first().map(|s| s.as_str()))
+                .unwrap_or("");
             names.insert(r.addr, shown, hit.map(|(a, _)| a), r.ttl, ts_ns);
             if let Some((app, name)) = hit {
                 let g = geo.lookup(r.addr);
@@ -528,8 +665,14 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         jurisdiction: decision.jurisdiction.clone(),
         action: decision.action.as_str().to_string(),
         rule: decision.rule.as_ref().map(|r| r.name.clone()),
-        verdict: decision.is_block().then(|| decision.verdict.as_str().to_string()),
-        evidence: f.label.as_ref().and_then(|l| l.evidence.as_deref()).map(str::to_string),
+        verdict: decision
+            .is_block()
+            .then(|| decision.verdict.as_str().to_string()),
+        evidence: f
+            .label
+            .as_ref()
+            .and_then(|l| l.evidence.as_deref())
+            .map(str::to_string),
         packets: f.packets,
         bytes: f.bytes,
         first_ts_ns: f.first_ns,

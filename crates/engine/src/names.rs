@@ -89,6 +89,10 @@ impl NameCache {
 /// the flow that revealed them.
 pub struct PeerCache {
     map: FxHashMap<SocketAddr, (AppRef, u64)>,
+    /// Client UDP sockets that carried an identified flow: one socket
+    /// belongs to one process, so its other flows (ICE candidates, peers,
+    /// public STUN servers) belong to the same app.
+    sockets: FxHashMap<SocketAddr, (AppRef, u64)>,
     ips: FxHashMap<IpAddr, (AppRef, u64)>,
     cap: usize,
     life_ns: u64,
@@ -98,6 +102,7 @@ impl PeerCache {
     pub fn new(cap: usize, life_secs: u64) -> PeerCache {
         PeerCache {
             map: FxHashMap::default(),
+            sockets: FxHashMap::default(),
             ips: FxHashMap::default(),
             cap: cap.max(16),
             life_ns: life_secs.saturating_mul(1_000_000_000),
@@ -112,7 +117,8 @@ impl PeerCache {
                 self.map.clear();
             }
         }
-        self.map.insert(peer, (app, now_ns.saturating_add(self.life_ns)));
+        self.map
+            .insert(peer, (app, now_ns.saturating_add(self.life_ns)));
     }
 
     /// Remembers a media server address identified by STUN.
@@ -123,14 +129,40 @@ impl PeerCache {
                 self.ips.clear();
             }
         }
-        self.ips.insert(ip, (app, now_ns.saturating_add(self.life_ns)));
+        self.ips
+            .insert(ip, (app, now_ns.saturating_add(self.life_ns)));
+    }
+
+    /// Remembers a client UDP socket of an identified flow; true when new.
+    pub fn insert_socket(&mut self, sock: SocketAddr, app: AppRef, now_ns: u64) -> bool {
+        if self.sockets.len() >= self.cap {
+            self.sockets.retain(|_, (_, exp)| *exp >= now_ns);
+            if self.sockets.len() >= self.cap {
+                self.sockets.clear();
+            }
+        }
+        let exp = now_ns.saturating_add(self.life_ns);
+        self.sockets.insert(sock, (app, exp)).is_none()
+    }
+
+    pub fn socket(&self, sock: &SocketAddr, now_ns: u64) -> Option<AppRef> {
+        self.sockets
+            .get(sock)
+            .filter(|(_, e)| *e >= now_ns)
+            .map(|(a, _)| *a)
     }
 
     pub fn peer(&self, ep: &SocketAddr, now_ns: u64) -> Option<AppRef> {
-        self.map.get(ep).filter(|(_, e)| *e >= now_ns).map(|(a, _)| *a)
+        self.map
+            .get(ep)
+            .filter(|(_, e)| *e >= now_ns)
+            .map(|(a, _)| *a)
     }
 
     pub fn server(&self, ip: &IpAddr, now_ns: u64) -> Option<AppRef> {
-        self.ips.get(ip).filter(|(_, e)| *e >= now_ns).map(|(a, _)| *a)
+        self.ips
+            .get(ip)
+            .filter(|(_, e)| *e >= now_ns)
+            .map(|(a, _)| *a)
     }
 }

@@ -54,7 +54,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let sigs = &loaded.sigs;
-    let transport = if a.proto == "tcp" { Transport::Tcp } else { Transport::Udp };
+    let transport = if a.proto == "tcp" {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
     let geo = loaded.geo.lookup(a.address);
     let (app, why): (Option<AppId>, String) = if let Some(id) = &a.app {
         match sigs.find(id) {
@@ -63,24 +67,46 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     } else if let Some(h) = &a.host {
         match sigs.match_host(h) {
-            Some(r) => (Some(sigs.app(r).id.clone()), format!("server name {h} is a {} domain", sigs.app(r).name)),
+            Some(r) => (
+                Some(sigs.app(r).id.clone()),
+                format!("server name {h} is a {} domain", sigs.app(r).name),
+            ),
             None => (None, format!("server name {h} matches no app signature")),
         }
     } else if let Some(port) = a.port {
-        let by_range = sigs.match_ip(a.address, transport, port).map(|(r, _)| (r, "vendor IP range"));
+        let by_range = sigs
+            .match_ip(a.address, transport, port)
+            .map(|(r, _)| (r, "vendor IP range"));
         let by_asn = || {
             let asn = geo.asn?;
-            sigs.match_asn(asn, transport, port).map(|r| (r, "vendor ASN"))
+            sigs.match_asn(asn, transport, port)
+                .map(|r| (r, "vendor ASN"))
         };
-        let by_port = || sigs.match_port(transport, port).map(|r| (r, "vendor port (weak hint)"));
+        let by_port = || {
+            sigs.match_port(transport, port)
+                .map(|r| (r, "vendor port (weak hint)"))
+        };
         match by_range.or_else(by_asn).or_else(by_port) {
-            Some((r, how)) => (Some(sigs.app(r).id.clone()), format!("{how} on {}/{port}", a.proto)),
-            None => (None, format!("no app signature for {} port {port} at this address", a.proto)),
+            Some((r, how)) => (
+                Some(sigs.app(r).id.clone()),
+                format!("{how} on {}/{port}", a.proto),
+            ),
+            None => (
+                None,
+                format!(
+                    "no app signature for {} port {port} at this address",
+                    a.proto
+                ),
+            ),
         }
     } else {
         match sigs.match_ip(a.address, transport, 0) {
             Some((r, _)) => (Some(sigs.app(r).id.clone()), "vendor IP range".to_string()),
-            None => (None, "no --host, --app or --port given and the address is in no vendor range".to_string()),
+            None => (
+                None,
+                "no --host, --app or --port given and the address is in no vendor range"
+                    .to_string(),
+            ),
         }
     };
     let policy = &loaded.policy;
@@ -88,9 +114,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     for m in loaded.geo.databases() {
         println!("database     {} ({})", m.name, m.database_type);
     }
-    let show = |j: Vec<&str>| if j.is_empty() { "none".to_string() } else { j.join(", ") };
-    println!("jurisdictions by location: {}", show(policy.jurisdictions_of(&geo, By::Location)));
-    println!("jurisdictions by operator: {}", show(policy.jurisdictions_of(&geo, By::Operator)));
+    let show = |j: Vec<&str>| {
+        if j.is_empty() {
+            "none".to_string()
+        } else {
+            j.join(", ")
+        }
+    };
+    println!(
+        "jurisdictions by location: {}",
+        show(policy.jurisdictions_of(&geo, By::Location))
+    );
+    println!(
+        "jurisdictions by operator: {}",
+        show(policy.jurisdictions_of(&geo, By::Operator))
+    );
     println!(
         "app          {} ({why})",
         app.as_ref().map(|a| a.as_str()).unwrap_or("none")

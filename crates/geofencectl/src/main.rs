@@ -24,7 +24,11 @@ const EX_DATAERR: u8 = 65;
 const DEFAULT_CONFIG: &str = "/etc/geofence/geofence.toml";
 
 #[derive(Parser)]
-#[command(name = "geofencectl", version, about = "Geofence admin CLI: check policies, replay captures, explain decisions")]
+#[command(
+    name = "geofencectl",
+    version,
+    about = "Geofence admin CLI: check policies, replay captures, explain decisions"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -101,7 +105,10 @@ fn check(path: &std::path::Path, databases: bool) -> anyhow::Result<ExitCode> {
                     );
                 }
                 for m in db.stale(config.geoip.max_age_days, now) {
-                    println!("  warning: {} is older than max_age_days = {}", m.name, config.geoip.max_age_days);
+                    println!(
+                        "  warning: {} is older than max_age_days = {}",
+                        m.name, config.geoip.max_age_days
+                    );
                 }
             }
             Err(e) => {
@@ -122,7 +129,11 @@ fn apps(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         }
     };
     for a in sigs.apps() {
-        let group = if policy.app_is_conferencing(&a.id) { "conferencing" } else { "other" };
+        let group = if policy.app_is_conferencing(&a.id) {
+            "conferencing"
+        } else {
+            "other"
+        };
         println!("{:<16} {:<13} {}", a.id, group, a.name);
     }
     Ok(ExitCode::SUCCESS)

@@ -45,7 +45,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("hint: pass --geoip FILE.mmdb to replay with another database, or --no-geoip");
+            eprintln!(
+                "hint: pass --geoip FILE.mmdb to replay with another database, or --no-geoip"
+            );
             return Ok(ExitCode::from(crate::EX_DATAERR));
         }
     };
@@ -55,7 +57,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "{:<5} {:<40} {:<40} {:<15} {:<9} {:<4} {:<5} {:<14} {:<6} {:>6} {:>9}  host",
-            "proto", "client", "server", "app", "method", "cc", "rcc", "jurisdiction", "action", "pkts", "bytes"
+            "proto",
+            "client",
+            "server",
+            "app",
+            "method",
+            "cc",
+            "rcc",
+            "jurisdiction",
+            "action",
+            "pkts",
+            "bytes"
         )?;
     }
     let mut failed = false;
@@ -98,5 +110,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if failed { ExitCode::from(crate::EX_DATAERR) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(crate::EX_DATAERR)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

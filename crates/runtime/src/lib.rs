@@ -112,14 +112,23 @@ pub fn load(path: &Path, geo: &GeoChoice) -> Result<Loaded, LoadError> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("{path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Read { path: String, source: geofence_decode::DecodeError },
+    Read {
+        path: String,
+        source: geofence_decode::DecodeError,
+    },
 }
 
 /// Runs the offline pipeline over one capture file and returns one report
 /// per TCP/UDP flow, oldest first, each tagged with the file's name.
-pub fn replay_file(loaded: &Loaded, path: &Path) -> Result<(Vec<FlowReport>, geofence_engine::EngineStats), ReplayError> {
+pub fn replay_file(
+    loaded: &Loaded,
+    path: &Path,
+) -> Result<(Vec<FlowReport>, geofence_engine::EngineStats), ReplayError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -128,15 +137,22 @@ pub fn replay_file(loaded: &Loaded, path: &Path) -> Result<(Vec<FlowReport>, geo
         path: path.display().to_string(),
         source,
     })?;
-    let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, f)).map_err(|source| ReplayError::Read {
-        path: path.display().to_string(),
-        source,
+    let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, f)).map_err(|source| {
+        ReplayError::Read {
+            path: path.display().to_string(),
+            source,
+        }
     })?;
     let cfg = EngineConfig {
         keep_finished: true,
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(cfg, loaded.sigs.clone(), loaded.geo.clone(), loaded.policy.clone());
+    let mut engine = Engine::new(
+        cfg,
+        loaded.sigs.clone(),
+        loaded.geo.clone(),
+        loaded.policy.clone(),
+    );
     let mut events = Vec::new();
     loop {
         let pkt = match reader.next_packet() {
