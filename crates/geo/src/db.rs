@@ -480,7 +480,13 @@ impl GeoDb {
             }
             covered = covered.union(&this_cover.into_ranges());
         }
-        out
+        // Like lookup(): non-public space is never in any jurisdiction, even
+        // where a database maps it.
+        let np = IpRanges::non_public();
+        out.into_iter()
+            .map(|(c, r)| (c, r.difference(&np)))
+            .filter(|(_, r)| !r.is_empty())
+            .collect()
     }
 
     /// Every network announced by one of `asns`, merged (first ASN database wins).
@@ -505,7 +511,7 @@ impl GeoDb {
             out = out.union(&r);
             covered = covered.union(&cover.into_ranges());
         }
-        out
+        out.difference(&IpRanges::non_public())
     }
 }
 

@@ -259,6 +259,30 @@ impl IpRanges {
         }
     }
 
+    /// Every address [`AddressScope::of`] does not call public: private,
+    /// shared, loopback, link-local, multicast and reserved space, IPv4 and
+    /// IPv6. Range sets for enforcement exclude these.
+    pub fn non_public() -> IpRanges {
+        const V4: [(u32, u32); 9] = [
+            (0x0000_0000, 0x00ff_ffff), // 0.0.0.0/8
+            (0x0a00_0000, 0x0aff_ffff), // 10.0.0.0/8
+            (0x6440_0000, 0x647f_ffff), // 100.64.0.0/10
+            (0x7f00_0000, 0x7fff_ffff), // 127.0.0.0/8
+            (0xa9fe_0000, 0xa9fe_ffff), // 169.254.0.0/16
+            (0xac10_0000, 0xac1f_ffff), // 172.16.0.0/12
+            (0xc0a8_0000, 0xc0a8_ffff), // 192.168.0.0/16
+            (0xe000_0000, 0xefff_ffff), // 224.0.0.0/4
+            (0xf000_0000, 0xffff_ffff), // 240.0.0.0/4 and broadcast
+        ];
+        const V6: [(u128, u128); 4] = [
+            (0, 1),                               // :: and ::1
+            (0xfc00 << 112, (0xfe00 << 112) - 1), // fc00::/7
+            (0xfe80 << 112, (0xfec0 << 112) - 1), // fe80::/10
+            (0xff00 << 112, u128::MAX),           // ff00::/8
+        ];
+        IpRanges::from_ranges(V4.to_vec(), V6.to_vec())
+    }
+
     /// The addresses in `self` that are not in `other`.
     pub fn difference(&self, other: &IpRanges) -> IpRanges {
         IpRanges {
@@ -437,6 +461,43 @@ mod tests {
         assert_eq!(a.difference(&b), want);
         assert_eq!(a.difference(&IpRanges::new()), a);
         assert!(a.difference(&a).is_empty());
+    }
+
+    #[test]
+    fn non_public_ranges_match_address_scope() {
+        let np = IpRanges::non_public();
+        for &(lo, hi) in np.v4() {
+            for a in [lo, hi, lo + (hi - lo) / 2] {
+                assert!(
+                    !AddressScope::of(IpAddr::V4(a.into())).is_public(),
+                    "{}",
+                    Ipv4Addr::from(a)
+                );
+            }
+            for a in [lo.checked_sub(1), hi.checked_add(1)].into_iter().flatten() {
+                let ip = IpAddr::V4(a.into());
+                assert_eq!(AddressScope::of(ip).is_public(), !np.contains(ip), "{ip}");
+            }
+        }
+        for &(lo, hi) in np.v6() {
+            for a in [lo, hi, lo + (hi - lo) / 2] {
+                assert!(
+                    !AddressScope::of(IpAddr::V6(a.into())).is_public(),
+                    "{}",
+                    Ipv6Addr::from(a)
+                );
+            }
+            for a in [lo.checked_sub(1), hi.checked_add(1)].into_iter().flatten() {
+                let ip = IpAddr::V6(a.into());
+                // IPv4-mapped addresses are classified as IPv4.
+                if Ipv6Addr::from(a).to_ipv4_mapped().is_none() {
+                    assert_eq!(AddressScope::of(ip).is_public(), !np.contains(ip), "{ip}");
+                }
+            }
+        }
+        assert!(np.contains("100.127.255.255".parse().expect("ip")));
+        assert!(!np.contains("100.128.0.0".parse().expect("ip")));
+        assert!(!np.contains("2001:db8::1".parse().expect("ip")));
     }
 
     #[test]

@@ -189,6 +189,21 @@ fn non_public_addresses_never_get_a_country() {
     ] {
         assert_eq!(db.lookup(ip(a)), GeoInfo::unknown(scope), "{a}");
     }
+    // Nor do the range sets built for enforcement contain them.
+    let cn = db.ranges_for_countries(&[cc("CN")], GeoField::Location);
+    assert_eq!(
+        cn,
+        IpRanges::from_cidrs(&["198.51.100.0/24"]).expect("cidr")
+    );
+    assert_eq!(
+        db.ranges_for_countries(&[cc("CN")], GeoField::Registered),
+        IpRanges::new(),
+        "only non-public networks have a registered country"
+    );
+    assert!(db.ranges_for_asns(&[64500]).is_empty());
+    assert!(!db
+        .ranges_by_country(GeoField::Registered)
+        .contains_key(&cc("CN")));
 }
 
 #[test]
