@@ -1,111 +1,19 @@
 //! Real-kernel test (root only): an nftables "first packets of each flow" NFLOG rule
 //! inside a throw-away network namespace, traffic between two namespaces over a
-//! veth pair on 198.51.100.0/24, and `NflogSource` (the `nflog_dump` example, run
+//! veth pair on 198.51.100.0/24, and `NflogSource` (the `geofence-nflog-dump` helper binary, run
 //! with `ip netns exec`) receiving exactly the first packets of every flow.
 //!
 //! Skips with a message when not root or when `ip`/`nft` are unavailable.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::{field, must_skip, nflog_dump, nstraffic, run, spawn_in, Pair};
 
 const GROUP: u16 = 7;
 /// `ct original packets < LIMIT`: packets 1..LIMIT-1 of each flow are logged.
 const LIMIT: usize = 6;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn tool_works(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::new(args[0]);
-    c.args(&args[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if stdin.is_some() {
-        c.stdin(Stdio::piped());
-    }
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {args:?}: {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Deletes the namespaces (and with them the veth pair and nft table) on drop.
-struct Namespaces(Vec<String>);
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// Kills (by handle) a helper process this test started, on drop.
-struct Helper(Child);
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test binary> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join("examples").join(name);
-    assert!(
-        p.exists(),
-        "{} missing: cargo test builds examples; run via cargo test",
-        p.display()
-    );
-    p
-}
-
-fn spawn_in(ns: &str, exe: &PathBuf, args: &[&str]) -> Helper {
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn helper");
-    Helper(child)
-}
 
 #[derive(Debug)]
 struct Logged {
@@ -114,14 +22,6 @@ struct Logged {
     dport: u16,
     syn: bool,
     payload: String,
-}
-
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = &line[start..];
-    let rest = rest.strip_prefix('"').unwrap_or(rest);
-    let end = rest.find(['"', ',', '}'])?;
-    Some(&rest[..end])
 }
 
 fn unhex(h: &str) -> String {
@@ -133,40 +33,11 @@ fn unhex(h: &str) -> String {
 
 #[test]
 fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
-    if !is_root() {
-        println!("skipping: needs root (network namespaces, nftables, NFLOG)");
+    if must_skip() {
         return;
     }
-    if !tool_works("ip", &["netns", "list"]) || !tool_works("nft", &["--version"]) {
-        println!("skipping: `ip netns` or `nft` unavailable");
-        return;
-    }
-    let pid = std::process::id();
-    let (a, b) = (format!("gfcapA{pid}"), format!("gfcapB{pid}"));
-    let (va, vb) = (format!("gfva{pid}"), format!("gfvb{pid}"));
-    let mut guard = Namespaces(Vec::new());
-    for ns in [&a, &b] {
-        run(&["ip", "netns", "add", ns], None);
-        guard.0.push(ns.clone());
-    }
-    run(
-        &[
-            "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
-        ],
-        None,
-    );
-    run(
-        &["ip", "-n", &a, "addr", "add", "198.51.100.1/24", "dev", &va],
-        None,
-    );
-    run(
-        &["ip", "-n", &b, "addr", "add", "198.51.100.2/24", "dev", &vb],
-        None,
-    );
-    for (ns, dev) in [(&a, &va), (&b, &vb)] {
-        run(&["ip", "-n", ns, "link", "set", dev, "up"], None);
-        run(&["ip", "-n", ns, "link", "set", "lo", "up"], None);
-    }
+    let pair = Pair::new("cap");
+    let (a, b) = (&pair.a, &pair.b);
     let rules = format!(
         "table inet gftest {{
             chain out {{ type filter hook output priority 0;
@@ -177,12 +48,12 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
             }}
         }}\n"
     );
-    run(&["ip", "netns", "exec", &a, "nft", "-f", "-"], Some(&rules));
+    run(&["ip", "netns", "exec", a, "nft", "-f", "-"], Some(&rules));
 
-    let dump = example("nflog_dump");
-    let traffic = example("nstraffic");
+    let dump = nflog_dump();
+    let traffic = nstraffic();
     let mut capture = spawn_in(
-        &a,
+        a,
         &dump,
         &[
             "--group",
@@ -194,14 +65,10 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
             "20000",
         ],
     );
-    // wait for READY on stderr
-    let mut err = BufReader::new(capture.0.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("read capture stderr");
-    assert_eq!(line.trim(), "READY", "nflog_dump did not start");
+    capture.wait_ready();
 
-    let mut answer = spawn_in(&b, &traffic, &["udp-answer", "198.51.100.2:53", "3"]);
-    let mut sink = spawn_in(&b, &traffic, &["tcp-sink", "198.51.100.2:8443"]);
+    let mut answer = spawn_in(b, &traffic, &["udp-answer", "198.51.100.2:53", "3"]);
+    let mut sink = spawn_in(b, &traffic, &["tcp-sink", "198.51.100.2:8443"]);
     std::thread::sleep(Duration::from_millis(300));
     let t = traffic.to_str().expect("path");
     run(
@@ -209,7 +76,7 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
             "ip",
             "netns",
             "exec",
-            &a,
+            a,
             t,
             "udp-flows",
             "198.51.100.2:9000",
@@ -219,7 +86,7 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
         None,
     );
     let dns = run(
-        &["ip", "netns", "exec", &a, t, "dns", "198.51.100.2:53", "3"],
+        &["ip", "netns", "exec", a, t, "dns", "198.51.100.2:53", "3"],
         None,
     );
     assert_eq!(
@@ -232,7 +99,7 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
             "ip",
             "netns",
             "exec",
-            &a,
+            a,
             t,
             "tcp-send",
             "198.51.100.2:8443",
@@ -241,20 +108,13 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
         None,
     );
     assert!(answer.0.wait().expect("wait").success());
-    let sink_out = sink.0.wait_with_output_ref();
+    let sink_out = sink.finish(Duration::from_secs(15));
     assert!(
         sink_out.contains("T0;T1;T2;T3;T4;T5;T6;T7;T8;T9;"),
         "server got {sink_out:?}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while capture.0.try_wait().expect("try_wait").is_none() {
-        assert!(Instant::now() < deadline, "nflog_dump did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut capture.0.stdout.take().expect("stdout"), &mut out)
-        .expect("read");
+    let out = capture.finish(Duration::from_secs(30));
     let lines: Vec<&str> = out.lines().collect();
     let stats = lines.last().expect("stats line");
     assert!(stats.starts_with("{\"stats\""), "{stats}");
@@ -333,19 +193,4 @@ fn nflog_rule_delivers_only_the_first_packets_of_each_flow() {
     );
     // nothing from the server side except DNS answers (output chain logs only our own)
     assert!(logged.iter().all(|p| p.sport != 8443 && p.sport != 9000));
-}
-
-trait WaitOutput {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl WaitOutput for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut o) = self.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut o, &mut s);
-        }
-        let _ = self.wait();
-        s
-    }
 }

@@ -3,9 +3,10 @@
 //! the process CPU time. Used for the measurements in docs/benchmarks-capture.md.
 //!
 //! ```text
-//! afpacket_count --iface IF [--ms 5000] [--threads 1] [--no-filter] [--decode]
+//! geofence-afpacket-count --iface IF [--ms 5000] [--threads 1] [--no-filter] [--decode] [--per-flow]
 //! ```
-//! Prints `READY` on stderr once the sockets are open.
+//! Prints `READY` on stderr once the sockets are open. `--per-flow` adds, per thread,
+//! the sorted source ports of the decoded packets (to check that fanout keeps flows whole).
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,8 @@ fn main() {
     let iface: String = arg(&args, "--iface", String::new());
     let ms: u64 = arg(&args, "--ms", 5000);
     let threads: usize = arg(&args, "--threads", 1);
-    let decode = args.iter().any(|a| a == "--decode");
+    let per_flow = args.iter().any(|a| a == "--per-flow");
+    let decode = per_flow || args.iter().any(|a| a == "--decode");
     let mut cfg = AfPacketConfig::new(iface);
     cfg.filter_tcp_udp = !args.iter().any(|a| a == "--no-filter");
     let sources = if threads > 1 {
@@ -57,10 +59,17 @@ fn main() {
         .map(|mut src| {
             std::thread::spawn(move || {
                 let mut decoded = 0u64;
+                let mut sports = std::collections::BTreeSet::new();
                 while Instant::now() < end {
                     let r = src.poll_batch(Duration::from_millis(50), &mut |c| {
-                        if decode && geofence_decode::decode(c.link, c.data).is_ok() {
+                        if !decode {
+                            return;
+                        }
+                        if let Ok(p) = geofence_decode::decode(c.link, c.data) {
                             decoded += 1;
+                            if per_flow {
+                                sports.insert(p.sport);
+                            }
                         }
                     });
                     if let Err(e) = r {
@@ -68,14 +77,17 @@ fn main() {
                         break;
                     }
                 }
-                (src.stats(), decoded)
+                (src.stats(), decoded, sports)
             })
         })
         .collect();
     let mut per_thread = Vec::new();
+    let mut flows = Vec::new();
     let (mut total, mut decoded, mut truncated) = (0u64, 0u64, 0u64);
     for h in handles {
-        if let Ok((s, d)) = h.join() {
+        if let Ok((s, d, sports)) = h.join() {
+            let list: Vec<String> = sports.iter().map(u16::to_string).collect();
+            flows.push(format!("[{}]", list.join(",")));
             per_thread.push(s.received.to_string());
             total += s.received;
             truncated += s.truncated;
@@ -83,8 +95,9 @@ fn main() {
         }
     }
     println!(
-        "{{\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"per_thread\":[{}],\"cpu_ms\":{}}}",
+        "{{\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{}}}",
         per_thread.join(","),
+        flows.join(","),
         cpu_ms().saturating_sub(cpu0)
     );
 }

@@ -3,7 +3,7 @@
 //! through `ip netns exec NS ...`) and for measurements.
 //!
 //! ```text
-//! nflog_dump --group 7 [--snaplen 256] [--idle-ms 1500] [--max-ms 20000]
+//! geofence-nflog-dump --group 7 [--snaplen 256] [--idle-ms 1500] [--max-ms 20000]
 //!            [--enable-acct] [--quiet]
 //! ```
 //! Prints `READY` on stderr once bound. Exits after `--idle-ms` without packets

@@ -1,5 +1,5 @@
 //! Tiny traffic generator for namespace tests (std only). Run inside a namespace
-//! with `ip netns exec NS nstraffic <command> ...`:
+//! with `ip netns exec NS geofence-nstraffic <command> ...`:
 //!
 //! ```text
 //! udp-flows  DST:PORT FLOWS PACKETS     FLOWS sockets, each sends PACKETS datagrams "F<f>S<s>"
