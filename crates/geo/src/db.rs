@@ -340,6 +340,27 @@ impl RawRanges {
 }
 
 /// One or more opened MaxMind-format databases. `Send + Sync`; lookups take `&self`.
+///
+/// ```
+/// use geofence_geo::{GeoDb, GeoField};
+/// // Tests build their databases with geofence-testkit; the daemon uses
+/// // GeoDb::open(&["/var/lib/GeoIP/GeoLite2-Country.mmdb", ...]).
+/// let country = geofence_testkit::mmdb::geoip2_country(&[("198.51.100.0/24", "CN", Some("HK"))]);
+/// let asn = geofence_testkit::mmdb::geolite2_asn(&[("198.51.100.0/23", 64496, "Example AS")]);
+/// let db = GeoDb::from_sources(vec![
+///     ("country.mmdb".into(), country.to_bytes()),
+///     ("asn.mmdb".into(), asn.to_bytes()),
+/// ])?;
+/// let info = db.lookup("198.51.100.7".parse()?);
+/// assert_eq!(info.country, Some("CN".parse()?));
+/// assert_eq!(info.registered_country, Some("HK".parse()?));
+/// assert_eq!((info.asn, info.as_org.as_deref()), (Some(64496), Some("Example AS")));
+/// assert!(db.lookup("10.0.0.1".parse()?).country.is_none()); // private: never looked up
+/// let cn = db.ranges_for_countries(&["CN".parse()?], GeoField::Location);
+/// assert_eq!(cn.v4(), &[(0xc633_6400, 0xc633_64ff)]);
+/// assert!(db.stale(30, std::time::SystemTime::now()).is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct GeoDb {
     dbs: Vec<Db>,
     metas: Vec<DbMeta>,

@@ -384,3 +384,24 @@ fn empty_description_is_accepted_but_still_verified() {
     bad[sep + 3] = 0x55;
     assert!(GeoDb::from_sources(vec![("desc-bad.mmdb".into(), bad)]).is_err());
 }
+
+#[test]
+fn open_reads_written_files_in_priority_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = dir.path().join("country.mmdb");
+    let b = dir.path().join("asn.mmdb");
+    geoip2_country(&[("203.0.113.0/24", "KP", Some("KP"))])
+        .write(&a)
+        .expect("write a");
+    geolite2_asn(&[("203.0.113.0/24", 64499, "Example")])
+        .write(&b)
+        .expect("write b");
+    let db = GeoDb::open(&[&a, &b]).expect("open");
+    let names: Vec<&str> = db.databases().iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [a.to_str().expect("utf8"), b.to_str().expect("utf8")]
+    );
+    let i = db.lookup(ip("203.0.113.9"));
+    assert_eq!((i.country, i.asn), (Some(cc("KP")), Some(64499)));
+}
