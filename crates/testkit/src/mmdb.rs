@@ -589,6 +589,25 @@ mod readback {
     }
 
     #[test]
+    fn write_creates_a_readable_file() {
+        let path =
+            std::env::temp_dir().join(format!("geofence-testkit-{}.mmdb", std::process::id()));
+        geolite2_asn(&[("192.0.2.0/24", 64496, "Example AS")])
+            .write(&path)
+            .expect("write");
+        let r = Reader::open_readfile(&path).expect("open");
+        let _ = std::fs::remove_file(&path);
+        let rec: Rec = r
+            .lookup(ip("192.0.2.9"))
+            .expect("l")
+            .decode()
+            .expect("d")
+            .expect("data");
+        assert_eq!(rec.autonomous_system_number, Some(64496));
+        assert_eq!(r.metadata().database_type, "GeoLite2-ASN");
+    }
+
+    #[test]
     fn later_inserts_win_and_replace_subtrees() {
         let b = ip_location_db_country(&[
             ("203.0.113.0/25", "AA"),
