@@ -7,6 +7,13 @@
 //! merged [`IpRanges`] per country or ASN, which the nftables stage turns into
 //! kernel interval sets.
 //!
+//! [`GeoDb`] opens and verifies the databases (corrupt or truncated files are
+//! refused with an error naming the file), answers [`GeoDb::lookup`] without
+//! decoding or allocating on the packet path, and enumerates
+//! [`GeoDb::ranges_for_countries`] / [`GeoDb::ranges_for_asns`] consistently
+//! with lookups. Non-public addresses ([`AddressScope`]) are never in any
+//! jurisdiction, neither in lookups nor in range sets.
+//!
 //! Pure apart from reading database files at open time.
 
 #![forbid(unsafe_code)]
