@@ -103,8 +103,11 @@ impl std::fmt::Debug for ConnId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialPackets {
     pub version: u32,
-    /// Destination connection ID of the first Initial (the key input).
+    /// Destination connection ID of the first Initial packet decrypted.
     pub dcid: ConnId,
+    /// The DCID the keys were derived from: the client's original DCID
+    /// (equal to `dcid` unless keys were supplied by a [`CryptoAssembler`]).
+    pub key_dcid: ConnId,
     pub scid: ConnId,
     /// Number of Initial packets decrypted.
     pub packets: usize,
@@ -112,6 +115,7 @@ pub struct InitialPackets {
     pub largest_pn: u64,
     /// A CONNECTION_CLOSE or other non-Initial frame ended a payload early.
     pub stopped_early: bool,
+    /// CRYPTO frame data of all packets, back to back.
     plaintext: Vec<u8>,
     frames: Vec<(u64, Range<usize>)>,
 }
@@ -257,9 +261,73 @@ impl Keys {
 /// skipped by their length; a short-header packet ends the walk. Keys come
 /// from the first Initial's DCID; an Initial with another DCID ends the walk.
 pub fn decrypt_initials(datagram: &[u8]) -> Result<InitialPackets, QuicError> {
+    decrypt_inner(datagram, &mut None)
+}
+
+/// Client Initial keys derived from an original DCID, reusable across the
+/// datagrams of one connection (saves the HKDF work, and keeps working when
+/// the client switches to the server's chosen DCID).
+pub struct InitialKeys {
+    version: u32,
+    dcid: ConnId,
+    keys: Keys,
+}
+
+impl InitialKeys {
+    pub fn new(version: u32, original_dcid: &[u8]) -> Result<InitialKeys, QuicError> {
+        if !matches!(version, VERSION_1 | VERSION_2) {
+            return Err(QuicError::UnsupportedVersion(version));
+        }
+        let dcid = ConnId::new(original_dcid).ok_or(QuicError::BadConnectionId)?;
+        Ok(InitialKeys {
+            version,
+            dcid,
+            keys: Keys::derive(version, original_dcid)?,
+        })
+    }
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    pub fn original_dcid(&self) -> &ConnId {
+        &self.dcid
+    }
+}
+
+impl std::fmt::Debug for InitialKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitialKeys")
+            .field("version", &self.version)
+            .field("dcid", &self.dcid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Like [`decrypt_initials`] but with keys from the client's original DCID
+/// (any DCID in the packets is accepted: authentication decides).
+pub fn decrypt_initials_with(
+    datagram: &[u8],
+    keys: &InitialKeys,
+) -> Result<InitialPackets, QuicError> {
+    decrypt_walk(datagram, Some(keys), &mut None)
+}
+
+fn decrypt_inner(
+    datagram: &[u8],
+    derived: &mut Option<InitialKeys>,
+) -> Result<InitialPackets, QuicError> {
+    decrypt_walk(datagram, None, derived)
+}
+
+/// The datagram walk. With `given` keys, every Initial of that version is
+/// opened with them; without, keys are derived from the first Initial's
+/// DCID into `derived` and only Initials with that DCID are opened.
+fn decrypt_walk(
+    datagram: &[u8],
+    given: Option<&InitialKeys>,
+    derived: &mut Option<InitialKeys>,
+) -> Result<InitialPackets, QuicError> {
     let mut pos = 0usize;
     let mut out: Option<InitialPackets> = None;
-    let mut keys: Option<Keys> = None;
     let mut scratch: Vec<u8> = Vec::new();
     let mut first_err: Option<QuicError> = None;
     while pos < datagram.len() {
@@ -315,21 +383,26 @@ pub fn decrypt_initials(datagram: &[u8]) -> Result<InitialPackets, QuicError> {
             continue;
         }
         // An Initial.
-        match &out {
-            None => {}
-            Some(o) if o.dcid.as_bytes() == dcid && o.version == version => {}
+        let k: &InitialKeys = match given {
+            Some(g) if g.version == version => g,
             Some(_) => break,
-        }
-        if keys.is_none() {
-            keys = Some(Keys::derive(version, dcid)?);
-        }
-        let Some(k) = keys.as_ref() else { break };
+            None => {
+                if derived.is_none() {
+                    *derived = Some(InitialKeys::new(version, dcid)?);
+                }
+                match derived.as_ref() {
+                    Some(d) if d.dcid.as_bytes() == dcid && d.version == version => d,
+                    _ => break,
+                }
+            }
+        };
         let Some(packet) = pkt.get(..end) else { break };
-        match open_packet(k, packet, pn_offset, &mut scratch) {
+        match open_packet(&k.keys, packet, pn_offset, &mut scratch) {
             Ok((pn, plain)) => {
                 let o = out.get_or_insert_with(|| InitialPackets {
                     version,
                     dcid: dcid_id,
+                    key_dcid: k.dcid,
                     scid: scid_id,
                     packets: 0,
                     largest_pn: 0,
@@ -339,9 +412,7 @@ pub fn decrypt_initials(datagram: &[u8]) -> Result<InitialPackets, QuicError> {
                 });
                 o.packets += 1;
                 o.largest_pn = o.largest_pn.max(pn);
-                let base = o.plaintext.len();
-                o.plaintext.extend_from_slice(plain);
-                let stopped = parse_frames(plain, base, &mut o.frames)?;
+                let stopped = parse_frames(plain, &mut o.plaintext, &mut o.frames)?;
                 o.stopped_early |= stopped;
             }
             Err(e) => {
@@ -354,6 +425,12 @@ pub fn decrypt_initials(datagram: &[u8]) -> Result<InitialPackets, QuicError> {
         Some(o) => Ok(o),
         None => Err(first_err.unwrap_or(QuicError::NoInitial)),
     }
+}
+
+/// DCID of the first (long-header) packet of a datagram.
+fn first_dcid(d: &[u8]) -> Option<ConnId> {
+    let len = usize::from(*d.get(5)?);
+    ConnId::new(d.get(6..6 + len)?)
 }
 
 /// Removes header protection and opens one packet (`packet` ends at the
@@ -403,24 +480,19 @@ fn open_packet<'s>(
     Ok((pn, plain))
 }
 
-/// Walks the frames of an Initial payload, recording CRYPTO frames as
-/// ranges (shifted by `base`). Returns true if a frame that ends the walk
-/// (CONNECTION_CLOSE or any non-Initial frame type) was met.
+/// Walks the frames of an Initial payload, copying CRYPTO frame data into
+/// `data` and recording (stream offset, range in `data`). Returns true if a
+/// frame that ends the walk (CONNECTION_CLOSE or any frame type not allowed
+/// in Initial packets) was met.
 fn parse_frames(
     plain: &[u8],
-    base: usize,
+    data: &mut Vec<u8>,
     frames: &mut Vec<(u64, Range<usize>)>,
 ) -> Result<bool, QuicError> {
     let mut p = 0usize;
     while let Some(&ty) = plain.get(p) {
         match ty {
-            0x00 => {
-                // PADDING: skip the whole run at once.
-                let run = plain
-                    .get(p..)
-                    .map_or(0, |r| r.iter().take_while(|&&b| b == 0).count());
-                p += run;
-            }
+            0x00 => p += padding_run(plain.get(p..).unwrap_or(&[])),
             0x01 => p += 1, // PING
             0x02 | 0x03 => {
                 p += 1;
@@ -453,7 +525,11 @@ fn parse_frames(
                     return Err(QuicError::BadFrame);
                 }
                 if frames.len() < MAX_FRAMES_PER_DATAGRAM {
-                    frames.push((off, base + p..base + end));
+                    if let Some(bytes) = plain.get(p..end) {
+                        let start = data.len();
+                        data.extend_from_slice(bytes);
+                        frames.push((off, start..data.len()));
+                    }
                 }
                 p = end;
             }
@@ -469,6 +545,20 @@ fn parse_frames(
 /// of `dcid`. With the RFC 9001 A.2 inputs it reproduces the RFC's bytes.
 pub fn seal_client_initial(
     version: u32,
+    dcid: &[u8],
+    scid: &[u8],
+    token: &[u8],
+    pn: u32,
+    payload: &[u8],
+) -> Result<Vec<u8>, QuicError> {
+    seal_client_initial_keyed(version, dcid, dcid, scid, token, pn, payload)
+}
+
+/// [`seal_client_initial`] with keys from `key_dcid` (the client's original
+/// DCID) while the header carries `dcid` (e.g. the server's chosen one).
+pub fn seal_client_initial_keyed(
+    version: u32,
+    key_dcid: &[u8],
     dcid: &[u8],
     scid: &[u8],
     token: &[u8],
@@ -513,7 +603,7 @@ pub fn seal_client_initial(
     let pn_offset = pkt.len();
     pkt.extend_from_slice(&pn.to_be_bytes());
     let header_len = pkt.len();
-    let k = Keys::derive(version, dcid)?;
+    let k = Keys::derive(version, key_dcid)?;
     let mut nonce = k.iv;
     for (n, p) in nonce.iter_mut().skip(4).zip(u64::from(pn).to_be_bytes()) {
         *n ^= p;
@@ -546,6 +636,20 @@ pub fn seal_client_initial(
     Ok(pkt)
 }
 
+/// Length of the run of zero bytes (PADDING frames) at the start of `b`.
+fn padding_run(b: &[u8]) -> usize {
+    let mut n = 0;
+    for c in b.chunks_exact(16) {
+        if c != [0u8; 16] {
+            break;
+        }
+        n += 16;
+    }
+    n + b
+        .get(n..)
+        .map_or(0, |r| r.iter().take_while(|&&x| x == 0).count())
+}
+
 /// Progress of a [`CryptoAssembler`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CryptoState {
@@ -559,11 +663,12 @@ pub enum CryptoState {
 
 /// Joins the CRYPTO frames of a client's Initial packets (possibly spread
 /// over several datagrams, out of order, with duplicates) for one original
-/// DCID, keeping at most [`CRYPTO_CAP`] bytes of stream.
-#[derive(Debug, Clone)]
+/// DCID, keeping at most [`CRYPTO_CAP`] bytes of stream. The Initial keys
+/// derived from the first datagram are kept, so later datagrams cost no key
+/// derivation and still open after the client switched to the server's DCID.
+#[derive(Debug)]
 pub struct CryptoAssembler {
-    dcid: Option<ConnId>,
-    version: u32,
+    keys: Option<InitialKeys>,
     stream: Reassembler,
     datagrams: usize,
 }
@@ -577,41 +682,66 @@ impl Default for CryptoAssembler {
 impl CryptoAssembler {
     pub fn new() -> Self {
         CryptoAssembler {
-            dcid: None,
-            version: 0,
+            keys: None,
             stream: Reassembler::new(CRYPTO_CAP),
             datagrams: 0,
         }
     }
 
-    /// The DCID this assembler is keyed on (the first one added).
+    /// The original DCID this assembler is keyed on (set by the first
+    /// datagram or [`InitialPackets`] added).
     pub fn dcid(&self) -> Option<&ConnId> {
-        self.dcid.as_ref()
+        self.keys.as_ref().map(|k| &k.dcid)
     }
 
-    /// Adds the CRYPTO frames of one decrypted datagram. Frames from another
-    /// DCID (or version) are refused with [`QuicError::DcidMismatch`].
+    /// Number of datagrams (or packet sets) added.
+    pub fn datagrams(&self) -> usize {
+        self.datagrams
+    }
+
+    /// Adds the CRYPTO frames of one decrypted datagram. Packets whose keys
+    /// came from another original DCID (or version) are refused with
+    /// [`QuicError::DcidMismatch`].
     pub fn add(&mut self, pk: &InitialPackets) -> Result<CryptoState, QuicError> {
-        match &self.dcid {
-            None => {
-                self.dcid = Some(pk.dcid);
-                self.version = pk.version;
-            }
-            Some(d) if *d == pk.dcid && self.version == pk.version => {}
+        match &self.keys {
+            None => self.keys = Some(InitialKeys::new(pk.version, pk.key_dcid.as_bytes())?),
+            Some(k) if k.dcid == pk.key_dcid && k.version == pk.version => {}
             Some(_) => return Err(QuicError::DcidMismatch),
         }
+        self.absorb(pk);
+        Ok(self.state())
+    }
+
+    fn absorb(&mut self, pk: &InitialPackets) {
         self.datagrams += 1;
         for (off, data) in pk.crypto_frames() {
             let off = i64::try_from(off).unwrap_or(i64::MAX);
             self.stream.insert(off, data);
         }
-        Ok(self.state())
     }
 
-    /// Decrypts a datagram and adds it.
+    /// Decrypts a datagram (with the cached keys after the first one) and
+    /// adds it. A datagram of another connection fails with
+    /// [`QuicError::DcidMismatch`] (it does not authenticate under this
+    /// connection's keys and carries a different DCID).
     pub fn push_datagram(&mut self, datagram: &[u8]) -> Result<CryptoState, QuicError> {
-        let pk = decrypt_initials(datagram)?;
-        self.add(&pk)
+        let pk = match &self.keys {
+            None => {
+                let mut derived = None;
+                let pk = decrypt_inner(datagram, &mut derived)?;
+                self.keys = derived;
+                pk
+            }
+            Some(k) => match decrypt_initials_with(datagram, k) {
+                Ok(pk) => pk,
+                Err(QuicError::DecryptFailed) if first_dcid(datagram) != Some(k.dcid) => {
+                    return Err(QuicError::DcidMismatch)
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        self.absorb(&pk);
+        Ok(self.state())
     }
 
     /// The CRYPTO stream bytes received contiguously from offset 0.

@@ -274,6 +274,7 @@ fn parse_hello_body(body: &[u8], dtls: bool) -> Option<ClientHello<'_>> {
                 let mut ar = Rd::new(data);
                 let list = ar.vec16()?;
                 let mut lr = Rd::new(list);
+                hello.alpn.reserve(4);
                 while lr.remaining() > 0 {
                     let p = lr.vec8()?;
                     if hello.alpn.len() < MAX_ALPN
@@ -594,58 +595,76 @@ impl Reassembler {
             self.buf.resize(end, 0);
             self.filled.resize(end.div_ceil(64), 0);
         }
-        // Fast path: appending exactly at the contiguous end with nothing
-        // beyond it written yet.
-        if start == self.contiguous && self.all_unfilled_from(start) {
-            if let (Some(dst), Some(src)) = (
-                self.buf.get_mut(start..end),
-                data.get(skip..skip + (end - start)),
-            ) {
-                dst.copy_from_slice(src);
-                self.mark(start, end);
-                self.contiguous = end;
-                return;
-            }
-        }
-        for i in start..end {
-            if !self.is_filled(i) {
-                if let (Some(d), Some(&s)) = (self.buf.get_mut(i), data.get(skip + (i - start))) {
-                    *d = s;
-                }
-                self.set_filled(i);
-            }
-        }
-        while self.contiguous < self.buf.len() && self.is_filled(self.contiguous) {
-            self.contiguous += 1;
-        }
-    }
-
-    fn all_unfilled_from(&self, start: usize) -> bool {
-        // True when no byte at or after `start` has been written.
-        let w = start / 64;
-        let first_ok = match self.filled.get(w) {
-            Some(word) => word >> (start % 64) == 0,
-            None => true,
+        let Some(src) = data.get(skip..skip + (end - start)) else {
+            return;
         };
-        first_ok && self.filled.iter().skip(w + 1).all(|&x| x == 0)
+        if self.none_filled(start, end) {
+            // Usual case: new bytes (in order or not), no overlap.
+            if let Some(dst) = self.buf.get_mut(start..end) {
+                dst.copy_from_slice(src);
+            }
+            self.mark_range(start, end);
+        } else {
+            // Overlap with data already held: fill only the holes.
+            for (i, &b) in (start..end).zip(src) {
+                if !self.is_filled(i) {
+                    if let Some(d) = self.buf.get_mut(i) {
+                        *d = b;
+                    }
+                    self.mark_range(i, i + 1);
+                }
+            }
+        }
+        self.advance();
     }
 
-    fn mark(&mut self, start: usize, end: usize) {
-        for i in start..end {
-            self.set_filled(i);
+    /// Bit masks of the bitmap words covering `[start, end)`.
+    fn word_masks(start: usize, end: usize) -> impl Iterator<Item = (usize, u64)> {
+        let first = start / 64;
+        let last = if end > start { (end - 1) / 64 } else { 0 };
+        (first..=last).filter(move |_| end > start).map(move |w| {
+            let lo = start.max(w * 64) - w * 64;
+            let hi = end.min(w * 64 + 64) - w * 64;
+            let width = hi - lo;
+            let mask = if width >= 64 {
+                u64::MAX
+            } else {
+                ((1u64 << width) - 1) << lo
+            };
+            (w, mask)
+        })
+    }
+
+    fn none_filled(&self, start: usize, end: usize) -> bool {
+        Self::word_masks(start, end).all(|(w, m)| self.filled.get(w).is_none_or(|x| x & m == 0))
+    }
+
+    fn mark_range(&mut self, start: usize, end: usize) {
+        for (w, m) in Self::word_masks(start, end) {
+            if let Some(x) = self.filled.get_mut(w) {
+                *x |= m;
+            }
         }
+    }
+
+    /// Moves `contiguous` over the filled bytes that follow it.
+    fn advance(&mut self) {
+        while let Some(word) = self.filled.get(self.contiguous / 64) {
+            let bit = self.contiguous % 64;
+            let ones = (word >> bit).trailing_ones() as usize;
+            let ones = ones.min(64 - bit);
+            self.contiguous += ones;
+            if bit + ones < 64 {
+                break;
+            }
+        }
+        self.contiguous = self.contiguous.min(self.buf.len());
     }
 
     fn is_filled(&self, i: usize) -> bool {
         self.filled
             .get(i / 64)
             .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
-    }
-
-    fn set_filled(&mut self, i: usize) {
-        if let Some(w) = self.filled.get_mut(i / 64) {
-            *w |= 1u64 << (i % 64);
-        }
     }
 
     pub(crate) fn contiguous(&self) -> &[u8] {
@@ -674,6 +693,12 @@ impl HelloAssembler {
     /// A window of [`ASSEMBLER_CAP`] bytes starting at `isn`.
     pub fn new(isn: u32) -> Self {
         Self::with_capacity(isn, ASSEMBLER_CAP)
+    }
+
+    /// For a flow whose SYN carried sequence number `syn_seq` (the first
+    /// payload byte is `syn_seq + 1`).
+    pub fn from_syn(syn_seq: u32) -> Self {
+        Self::new(syn_seq.wrapping_add(1))
     }
 
     /// A window of `cap` bytes (at most [`ASSEMBLER_CAP`]).
@@ -743,6 +768,39 @@ mod tests {
         assert!(is_grease(0xFAFA));
         assert!(!is_grease(0x0304));
         assert!(!is_grease(0x0A1A));
+    }
+
+    #[test]
+    fn reassembler_matches_a_naive_model() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _round in 0..300 {
+            let cap = 1 + rnd(700);
+            let mut r = Reassembler::new(cap);
+            let mut model: Vec<Option<u8>> = vec![None; cap];
+            for _ in 0..rnd(60) {
+                let off = rnd(cap + 100) as i64 - 50;
+                let len = rnd(150);
+                let data: Vec<u8> = (0..len).map(|_| rnd(256) as u8).collect();
+                r.insert(off, &data);
+                for (k, &b) in data.iter().enumerate() {
+                    let pos = off + k as i64;
+                    if (0..cap as i64).contains(&pos) {
+                        let slot = &mut model[pos as usize];
+                        if slot.is_none() {
+                            *slot = Some(b);
+                        }
+                    }
+                }
+                let expect: Vec<u8> = model.iter().map_while(|x| *x).collect();
+                assert_eq!(r.contiguous(), &expect[..]);
+            }
+        }
     }
 
     #[test]

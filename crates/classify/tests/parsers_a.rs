@@ -574,7 +574,9 @@ fn tls_dingtalk_split_over_two_segments() {
         }
         other => panic!("{other:?}"),
     }
-    let mut asm = HelloAssembler::new(segs[0].0);
+    // The SYN of this flow carried 869499457.
+    let mut asm = HelloAssembler::from_syn(869_499_457);
+    assert_eq!(segs[0].0, 869_499_458);
     asm.push(segs[1].0, &segs[1].1); // out of order
     assert!(matches!(
         asm.client_hello(),
@@ -990,6 +992,46 @@ fn quic_hello_across_datagrams_out_of_order_with_duplicates() {
     let other = quic::seal_client_initial(quic::VERSION_1, &[1u8; 8], &[], &[], 0, &[0u8; 1100])
         .expect("seal");
     assert_eq!(asm.push_datagram(&other), Err(QuicError::DcidMismatch));
+}
+
+#[test]
+fn quic_second_datagram_with_server_chosen_dcid() {
+    // The hello spans two datagrams; the second one is sent after the
+    // server's Initial, to the server's chosen CID, still under the keys of
+    // the original DCID (RFC 9001 5.2).
+    let hello = build_hello(b"zoom.us", &["h3"], 1500);
+    let hs = &hello[5..];
+    let (a, b) = hs.split_at(1000);
+    let original = [0x11u8; 8];
+    let server_cid = [0x22u8; 5];
+    let mut p1 = crypto_frame(0, a);
+    p1.resize(1150, 0);
+    let mut p2 = crypto_frame(1000, b);
+    p2.resize(1150, 0);
+    let d1 =
+        quic::seal_client_initial(quic::VERSION_2, &original, &[3], &[], 0, &p1).expect("seal");
+    let d2 =
+        quic::seal_client_initial_keyed(quic::VERSION_2, &original, &server_cid, &[3], &[], 1, &p2)
+            .expect("seal");
+    // On its own the second datagram cannot be opened (keys come from the
+    // wrong DCID).
+    assert_eq!(quic::decrypt_initials(&d2), Err(QuicError::DecryptFailed));
+    let mut asm = CryptoAssembler::new();
+    assert!(matches!(
+        asm.push_datagram(&d1),
+        Ok(CryptoState::NeedMore { .. })
+    ));
+    assert_eq!(asm.push_datagram(&d2), Ok(CryptoState::Complete));
+    assert_eq!(
+        asm.dcid().map(|c| c.as_bytes().to_vec()),
+        Some(original.to_vec())
+    );
+    assert_eq!(sni_of(&asm.client_hello()).as_deref(), Some("zoom.us"));
+    // The same through explicit keys.
+    let keys = quic::InitialKeys::new(quic::VERSION_2, &original).expect("keys");
+    let pk = quic::decrypt_initials_with(&d2, &keys).expect("opens");
+    assert_eq!(pk.dcid.as_bytes(), server_cid);
+    assert_eq!(pk.key_dcid.as_bytes(), original);
 }
 
 #[test]
