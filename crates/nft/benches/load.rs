@@ -60,15 +60,21 @@ fn case(nft: &mut Nft, label: &str, s: &RulesetSpec) {
     if let Err(e) = nft.delete_table() {
         println!("delete failed: {e}");
     }
-    for (i, what) in ["nftnl into empty netns", "nftnl replace (reload)"]
-        .iter()
-        .enumerate()
-    {
+    let modes = [
+        "nftnl apply into empty netns",
+        "nftnl apply in place (reload, same content)",
+        "nftnl full replace (table add/del/add)",
+    ];
+    for (i, what) in modes.iter().enumerate() {
         let t = Instant::now();
-        match nft.apply(&rs, &[]) {
+        let res = if i == 2 {
+            nft.replace(&rs, &[])
+        } else {
+            nft.apply(&rs, &[])
+        };
+        match res {
             Ok(r) => println!(
-                "{what} (run {}): total {:.1} ms = build {:.1} + send/commit/acks {:.1} + read-back verify {:.1}; {} msgs, {:.2} MB, verified={}",
-                i + 1,
+                "{what}: total {:.1} ms = build {:.1} + send/commit/acks {:.1} + read-back verify {:.1}; {} msgs, {:.2} MB, verified={}",
                 ms(t),
                 r.build_time.as_secs_f64() * 1e3,
                 r.commit_time.as_secs_f64() * 1e3,

@@ -391,7 +391,8 @@ fn c_atomic_replace_under_traffic_never_leaks_nor_loses() {
         "allowed probe lost packets: {got_allowed} vs {sa_out}"
     );
     println!(
-        "100 applies in {apply_time:?} ({out}); allowed {sent_allowed}/{sent_allowed}, blocked 0"
+        "100 applies in {apply_time:?} ({}); allowed {sent_allowed}/{sent_allowed}, blocked 0",
+        out.trim()
     );
 }
 
