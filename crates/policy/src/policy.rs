@@ -515,6 +515,15 @@ fn compile_rule(
         ));
     }
 
+    if let Some(d) = &rc.description {
+        if d.chars().any(char::is_control) || d.chars().count() > 200 {
+            return Err(Invalid::new(
+                Loc::value(tpath!["rule", i, "description"]),
+                "`description` must be one line of at most 200 characters",
+            ));
+        }
+    }
+
     let from = match &rc.from {
         None => None,
         Some(list) if list.is_empty() => {
@@ -700,18 +709,20 @@ fn covers_destinations(a: &CompiledRule, b: &CompiledRule) -> bool {
     if b.any {
         return false;
     }
-    let countries_a: BTreeSet<CountryCode> = a
-        .targets
-        .iter()
-        .flat_map(|t| t.countries().iter().copied())
-        .collect();
-    let has_countries_b = b.targets.iter().any(|t| !t.countries().is_empty());
-    let countries = !has_countries_b
+    // Every country a rule names, sorted (one of the two per-`by` lists).
+    let all = |r: &'_ CompiledRule| -> Vec<CountryCode> {
+        if r.location_countries.is_empty() {
+            r.registered_countries.clone()
+        } else {
+            r.location_countries.clone()
+        }
+    };
+    let (countries_a, countries_b) = (all(a), all(b));
+    let countries = countries_b.is_empty()
         || ((a.by == By::Either || a.by == b.by)
-            && b.targets
+            && countries_b
                 .iter()
-                .flat_map(|t| t.countries())
-                .all(|c| countries_a.contains(c)));
+                .all(|c| countries_a.binary_search(c).is_ok()));
     let unknown =
         !b.includes_unknown || (a.includes_unknown && (a.by == b.by || b.by == By::Either));
     countries && unknown

@@ -617,3 +617,59 @@ fn every_accepted_app_compiles_in_the_classifier() {
     let db = geofence_classify::SignatureDb::from_defs(defs).unwrap_or_else(|e| panic!("{e}"));
     assert!(db.find("acme-share").is_some() && db.find("acme-voice").is_some());
 }
+
+#[test]
+fn description_signatures_and_paths() {
+    check(
+        &err(&format!(
+            "{RULE_HEAD}description = \"two\\nlines\"\nto = [\"prc\"]\naction = \"block\"\n"
+        )),
+        10,
+        15,
+        "one line",
+    );
+    check(
+        &err("[signatures]\ndirs = [\"/etc/geofence/apps.d\", \"/etc/geofence/apps.d\"]\n"),
+        9,
+        33,
+        "listed twice",
+    );
+    check(
+        &err("[signatures]\ndirs = [\"\"]\n"),
+        9,
+        9,
+        "empty directory path",
+    );
+    check(
+        &err("[daemon]\ncapture = \"afpacket\"\ninterfaces = [\"averyveryverylongname0\"]\n"),
+        10,
+        15,
+        "not a network interface name",
+    );
+    let e = load_str("test.toml", "[geoip]\ndatabases = [\"\"]\n").expect_err("empty path");
+    assert_eq!((e.line, e.col), (2, 14), "{e}");
+    assert!(e.message.contains("empty database path"), "{e}");
+}
+
+#[test]
+fn errors_without_source_name_the_toml_path() {
+    // A hand-built Config (no source text) still gets a useful message.
+    let mut cfg = geofence_policy::Config::default();
+    cfg.rules.push(geofence_policy::RuleConfig {
+        name: "r".to_string(),
+        description: None,
+        from: None,
+        apps: None,
+        to: vec!["atlantis".to_string()],
+        by: geofence_policy::By::Location,
+        action: geofence_policy::Action::Block,
+        verdict: None,
+    });
+    let e = geofence_policy::Policy::from_config(&cfg).expect_err("unknown jurisdiction");
+    assert_eq!((e.line, e.col), (0, 0));
+    assert!(
+        e.to_string()
+            .contains("rule[0].to[0]: unknown jurisdiction `atlantis`"),
+        "{e}"
+    );
+}
