@@ -10,7 +10,7 @@
 //! apply list-dyn                         print dynamic elements
 //! apply counters                         print per-rule counters
 //! apply delete                           delete the table
-//! apply kill-ct SRC DST                  delete conntrack entries SRC -> DST
+//! apply kill-ct SRC|- DST                delete conntrack entries SRC (or any) -> DST
 //! ```
 //! SPEC.json: `{"table": "geofence", "hook": "forward", "priority": -5,
 //! "enforce": true, "nflog": null, "rules": [{"index": 0, "name": "...",
@@ -218,9 +218,12 @@ fn run(a: &[String]) -> Result<i32, String> {
             Ok(0)
         }
         "kill-ct" => {
-            let s = arg(a, 2)?.parse().map_err(|_| "SRC")?;
             let d = arg(a, 3)?.parse().map_err(|_| "DST")?;
-            let n = geofence_nft::kill_conntrack(s, d).map_err(e)?;
+            let n = match arg(a, 2)? {
+                "-" => geofence_nft::kill_conntrack_to(d),
+                s => geofence_nft::kill_conntrack(s.parse().map_err(|_| "SRC")?, d),
+            }
+            .map_err(e)?;
             println!("killed {n}");
             Ok(0)
         }

@@ -67,6 +67,13 @@ fn messages(buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
     out
 }
 
+fn matches(t: Option<(IpAddr, IpAddr)>, src: Option<IpAddr>, dst: IpAddr) -> bool {
+    match t {
+        Some((s, d)) => d == dst && src.is_none_or(|x| x == s),
+        None => false,
+    }
+}
+
 /// (src, dst) of a CTA_TUPLE_ORIG payload.
 fn tuple_addrs(tuple: &[u8]) -> Option<(IpAddr, IpAddr)> {
     let ip = attrs(tuple).into_iter().find(|a| a.0 == CTA_TUPLE_IP)?.1;
@@ -91,6 +98,16 @@ fn tuple_addrs(tuple: &[u8]) -> Option<(IpAddr, IpAddr)> {
 /// (any protocol and ports) in the current network namespace. Returns how
 /// many entries were deleted.
 pub fn kill_conntrack(src: IpAddr, dst: IpAddr) -> Result<usize, NftError> {
+    kill_matching(Some(src), dst)
+}
+
+/// Deletes every conntrack entry whose original destination is `dst`, from
+/// any client (for detections that apply to every client).
+pub fn kill_conntrack_to(dst: IpAddr) -> Result<usize, NftError> {
+    kill_matching(None, dst)
+}
+
+fn kill_matching(src: Option<IpAddr>, dst: IpAddr) -> Result<usize, NftError> {
     let err = |what: &str, e: std::io::Error| NftError::Conntrack(format!("{what}: {e}"));
     let family = match dst {
         IpAddr::V4(_) => libc::AF_INET as u8,
@@ -126,7 +143,7 @@ pub fn kill_conntrack(src: IpAddr, dst: IpAddr) -> Result<usize, NftError> {
                 _ => {
                     let body = m.get(20..).unwrap_or_default();
                     for (aty, payload, whole) in attrs(body) {
-                        if aty == CTA_TUPLE_ORIG && tuple_addrs(payload) == Some((src, dst)) {
+                        if aty == CTA_TUPLE_ORIG && matches(tuple_addrs(payload), src, dst) {
                             tuples.push(whole.to_vec());
                         }
                     }
@@ -191,6 +208,11 @@ mod tests {
                 "203.0.113.10".parse().expect("ip")
             ))
         );
+        let (c, s) = got.expect("tuple");
+        assert!(matches(got, Some(c), s));
+        assert!(matches(got, None, s));
+        assert!(!matches(got, Some(s), s));
+        assert!(!matches(got, None, c));
         // Truncated attributes never panic and yield nothing.
         assert_eq!(tuple_addrs(&tuple[..5]), None);
         assert!(attrs(&[0xff, 0xff, 1, 0]).is_empty());

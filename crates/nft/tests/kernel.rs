@@ -486,4 +486,60 @@ fn g_display_script_loads_with_nft_and_matches() {
         code, 0,
         "nft -f result differs from the netlink intent: {out}"
     );
+
+    // Tampering behind our back is detected, and the next apply heals it.
+    let gw = &env.t.gw;
+    env.t
+        .ok(
+            gw,
+            &[
+                "nft", "insert", "rule", "inet", "geofence", "forward", "accept",
+            ],
+        )
+        .expect("insert");
+    env.t
+        .ok(
+            gw,
+            &[
+                "nft",
+                "add",
+                "set",
+                "inet",
+                "geofence",
+                "foreign",
+                "{ type ipv4_addr; }",
+            ],
+        )
+        .expect("add set");
+    env.t
+        .ok(
+            gw,
+            &[
+                "nft",
+                "delete",
+                "element",
+                "inet",
+                "geofence",
+                "r0_dst_v4",
+                "{ 203.0.113.10 }",
+            ],
+        )
+        .expect("del");
+    let (code, out) = env.gw(&["verify", &spec]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("unexpected set foreign"), "{out}");
+    assert!(
+        out.contains("r0_dst_v4 holds 1 ranges, intended 2"),
+        "{out}"
+    );
+    assert!(out.contains("chain forward has"), "{out}");
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let listing = env
+        .t
+        .stdout(gw, &["nft", "list", "table", "inet", "geofence"])
+        .expect("list");
+    assert!(!listing.contains("foreign"), "{listing}");
+    assert!(!listing.lines().any(|l| l.trim() == "accept"), "{listing}");
+    assert!(listing.contains("203.0.113.10"), "{listing}");
 }
