@@ -668,7 +668,9 @@ pub enum CryptoState {
 /// derivation and still open after the client switched to the server's DCID.
 #[derive(Debug)]
 pub struct CryptoAssembler {
-    keys: Option<InitialKeys>,
+    /// Boxed: the AES/GHASH key schedules are large and most flows never
+    /// need them.
+    keys: Option<Box<InitialKeys>>,
     stream: Reassembler,
     datagrams: usize,
 }
@@ -704,7 +706,12 @@ impl CryptoAssembler {
     /// [`QuicError::DcidMismatch`].
     pub fn add(&mut self, pk: &InitialPackets) -> Result<CryptoState, QuicError> {
         match &self.keys {
-            None => self.keys = Some(InitialKeys::new(pk.version, pk.key_dcid.as_bytes())?),
+            None => {
+                self.keys = Some(Box::new(InitialKeys::new(
+                    pk.version,
+                    pk.key_dcid.as_bytes(),
+                )?))
+            }
             Some(k) if k.dcid == pk.key_dcid && k.version == pk.version => {}
             Some(_) => return Err(QuicError::DcidMismatch),
         }
@@ -729,7 +736,7 @@ impl CryptoAssembler {
             None => {
                 let mut derived = None;
                 let pk = decrypt_inner(datagram, &mut derived)?;
-                self.keys = derived;
+                self.keys = derived.map(Box::new);
                 pk
             }
             Some(k) => match decrypt_initials_with(datagram, k) {

@@ -1070,3 +1070,148 @@ fn quic_mutations_never_panic() {
     }
     assert!(decrypted > 1000);
 }
+
+// ---------------------------------------------------------------- corpus
+
+/// Replays every corpus capture through the parsers: every DNS payload must
+/// parse without panicking, and for every TCP/UDP flow that nDPI labelled
+/// TLS or QUIC with a server name, the SNI read from the reassembled
+/// ClientHello (TCP) or the decrypted Initials (QUIC) must equal nDPI's.
+#[test]
+fn corpus_sni_agrees_with_reference_labels() {
+    use geofence_decode::{decode, PcapReader, Proto};
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
+    let corpus = std::path::Path::new(shared).join("corpus");
+    let Ok(labels) = std::fs::read_to_string(corpus.join("labels.csv")) else {
+        println!("skipping: {shared}/corpus/labels.csv is absent");
+        return;
+    };
+    // (file, client, server) -> expected SNI, for TLS/QUIC flows.
+    let mut expect: HashMap<(String, String, String), String> = HashMap::new();
+    for line in labels.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 7 || f[6].is_empty() {
+            continue;
+        }
+        let ndpi = f[5];
+        let tlsish = ["TLS", "QUIC"]
+            .iter()
+            .any(|p| ndpi == *p || ndpi.starts_with(&format!("{p}.")));
+        if tlsish {
+            expect.insert((f[0].into(), f[3].into(), f[4].into()), f[6].to_string());
+        }
+    }
+    assert!(
+        expect.len() > 50,
+        "labels.csv lists {} TLS/QUIC flows",
+        expect.len()
+    );
+
+    enum Flow {
+        Tcp(HelloAssembler),
+        Quic(CryptoAssembler),
+        Done,
+    }
+    let (mut dns_ok, mut dns_err, mut resolved) = (0usize, 0usize, 0usize);
+    let mut found: HashMap<(String, String, String), Option<String>> = HashMap::new();
+    let mut files: Vec<_> = std::fs::read_dir(corpus.join("pcap"))
+        .expect("pcap dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        let file = std::fs::File::open(&path).expect("open capture");
+        let mut rd = PcapReader::new(std::io::BufReader::new(file)).expect("capture header");
+        let mut flows: HashMap<(SocketAddr, SocketAddr), Flow> = HashMap::new();
+        while let Ok(Some(raw)) = rd.next_packet() {
+            let Ok(p) = decode(raw.link, raw.data) else {
+                continue;
+            };
+            let src = SocketAddr::new(p.src, p.sport);
+            let dst = SocketAddr::new(p.dst, p.dport);
+            if p.proto == Proto::Udp && (p.sport == 53 || p.dport == 53) {
+                match dns::parse_message(p.payload) {
+                    Ok(m) => {
+                        dns_ok += 1;
+                        resolved += dns::resolutions(&m).len();
+                    }
+                    Err(_) => dns_err += 1,
+                }
+                continue;
+            }
+            let key = (name.clone(), src.to_string(), dst.to_string());
+            if !expect.contains_key(&key) {
+                continue;
+            }
+            let flow = match (p.proto, p.tcp) {
+                (Proto::Tcp, Some(t)) => flows.entry((src, dst)).or_insert_with(|| {
+                    Flow::Tcp(if t.syn {
+                        HelloAssembler::from_syn(t.seq)
+                    } else {
+                        HelloAssembler::new(t.seq)
+                    })
+                }),
+                (Proto::Udp, _) if quic::is_quic_initial(p.payload) => flows
+                    .entry((src, dst))
+                    .or_insert_with(|| Flow::Quic(CryptoAssembler::new())),
+                _ => continue,
+            };
+            let done = match flow {
+                Flow::Tcp(a) => {
+                    if p.tcp.is_some_and(|t| t.syn) || p.payload.is_empty() {
+                        continue;
+                    }
+                    a.push(p.tcp.map_or(0, |t| t.seq), p.payload);
+                    match a.client_hello() {
+                        HelloParse::Hello(h) => Some(h.sni.map(|s| s.into_owned())),
+                        HelloParse::NotTls => Some(None),
+                        HelloParse::NeedMore { .. } => None,
+                    }
+                }
+                Flow::Quic(a) => match a.push_datagram(p.payload) {
+                    Ok(CryptoState::Complete) => Some(sni_of(&a.client_hello())),
+                    Ok(CryptoState::NotTls) => Some(None),
+                    _ => None,
+                },
+                Flow::Done => None,
+            };
+            if let Some(sni) = done {
+                found.insert(key, sni);
+                *flow = Flow::Done;
+            }
+        }
+    }
+    let mut agree = 0;
+    let mut missing = Vec::new();
+    for (key, want) in &expect {
+        match found.get(key) {
+            Some(Some(got)) => {
+                assert_eq!(got, want, "SNI of {key:?}");
+                agree += 1;
+            }
+            _ => missing.push(key.clone()),
+        }
+    }
+    println!(
+        "corpus: {agree}/{} TLS/QUIC SNIs agree with labels.csv, {} without a ClientHello in the capture; DNS: {dns_ok} parsed, {dns_err} rejected, {resolved} address resolutions",
+        expect.len(),
+        missing.len()
+    );
+    for m in &missing {
+        println!("  no hello: {m:?}");
+    }
+    assert!(
+        agree * 10 >= expect.len() * 9,
+        "SNI found for only {agree} of {} flows",
+        expect.len()
+    );
+    assert!(dns_ok > 50 && resolved > 20);
+}
