@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! geofence-nflog-dump --group 7 [--snaplen 256] [--idle-ms 1500] [--max-ms 20000]
-//!            [--enable-acct] [--quiet]
+//!            [--enable-acct] [--quiet] [--stall-ms 0]
 //! ```
 //! Prints `READY` on stderr once bound. Exits after `--idle-ms` without packets
-//! (counted from the first packet) or after `--max-ms`.
+//! (counted from the first packet) or after `--max-ms`. `--stall-ms` waits that long
+//! after binding before reading (to provoke receive-buffer overruns in tests).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -58,6 +59,7 @@ fn main() {
         }
     };
     eprintln!("READY");
+    std::thread::sleep(Duration::from_millis(arg(&args, "--stall-ms", 0)));
     let start = Instant::now();
     let cpu0 = cpu_ms();
     let mut last = None::<Instant>;
