@@ -3,6 +3,7 @@
 use crate::config::{Action, By, Config, RuleConfig, Verdict};
 use crate::error::{locate, tpath, ConfigError, Invalid, Loc};
 use crate::validate::{self, check_cidr, is_jurisdiction_name};
+use geofence_classify::sigdb::SignatureDb;
 use geofence_classify::sigs::AppDef;
 use geofence_classify::{AppId, Category, BUILTIN_APPS, CONFERENCING_GROUP};
 use geofence_geo::{CountryCode, GeoInfo, IpRanges};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// One flow to decide on.
 #[derive(Debug, Clone, Copy)]
@@ -278,8 +280,9 @@ impl Policy {
     }
 
     /// Like [`Policy::from_config`], also knowing `extra` apps (for example
-    /// the classifier's whole catalog). Precedence when an id repeats:
-    /// built-in < `extra` < signature directories < `[[app]]` tables.
+    /// definitions the daemon got from elsewhere). Precedence when an id
+    /// repeats: built-in (`BUILTIN_APPS` and the classifier's compiled-in
+    /// signatures) < `extra` < signature directories < `[[app]]` tables.
     pub fn compile(config: &Config, extra: &[AppDef]) -> Result<Policy, ConfigError> {
         build(config, extra).map_err(|e| e.place(config.source.as_ref()))
     }
@@ -384,6 +387,27 @@ impl Policy {
     }
 }
 
+/// The built-in apps and their categories: every id of [`BUILTIN_APPS`]
+/// (all conferencing), then the classifier's compiled-in signature files
+/// (`config/apps.d`), so the policy knows exactly the apps the classifier
+/// can name. Parsed once per process.
+fn builtin_categories() -> &'static [(AppId, Category)] {
+    static CATS: OnceLock<Vec<(AppId, Category)>> = OnceLock::new();
+    CATS.get_or_init(|| {
+        let mut map: HashMap<AppId, Category> = BUILTIN_APPS
+            .iter()
+            .filter_map(|id| AppId::new(id).ok())
+            .map(|a| (a, Category::Conferencing))
+            .collect();
+        for def in SignatureDb::builtin_defs() {
+            map.insert(def.id, def.category);
+        }
+        let mut v: Vec<(AppId, Category)> = map.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    })
+}
+
 /// Validates everything and builds the policy. Checks run in file-section
 /// order; the first problem found is returned.
 fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
@@ -393,12 +417,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
     validate::jurisdictions(config)?;
     validate::app_defs(&config.apps)?;
 
-    let mut categories: HashMap<AppId, Category> = HashMap::new();
-    for id in BUILTIN_APPS {
-        if let Ok(a) = AppId::new(id) {
-            categories.insert(a, Category::Conferencing);
-        }
-    }
+    let mut categories: HashMap<AppId, Category> = builtin_categories().iter().cloned().collect();
     for app in extra
         .iter()
         .chain(&config.signature_apps)

@@ -585,3 +585,19 @@ fn policy_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Policy>();
 }
+
+#[test]
+fn policy_knows_every_app_the_classifier_ships() {
+    let p = policy("");
+    let defs = geofence_classify::SignatureDb::builtin_defs();
+    assert!(defs.len() >= geofence_classify::BUILTIN_APPS.len());
+    for d in defs {
+        assert_eq!(
+            p.app_is_conferencing(&d.id),
+            d.category == geofence_classify::Category::Conferencing,
+            "{}",
+            d.id
+        );
+        assert!(p.apps().any(|(a, _)| *a == d.id), "{}", d.id);
+    }
+}
