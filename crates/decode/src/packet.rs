@@ -283,7 +283,13 @@ struct Net {
 fn transport(proto: u8, l4: &[u8], net: Net) -> Result<Packet<'_>, Skip> {
     match proto {
         IPPROTO_TCP => {
-            let t = TcpHeaderSlice::from_slice(l4).map_err(|_| Skip::Malformed)?;
+            let t = match TcpHeaderSlice::from_slice(l4) {
+                Ok(t) => t,
+                // Cut by the snaplen inside the TCP options (a SYN with 40 option bytes
+                // under a 68-byte snaplen): the fixed header still gives ports and flags.
+                Err(_) if net.truncated => return tcp_fixed_header(l4, &net),
+                Err(_) => return Err(Skip::Malformed),
+            };
             let payload = l4.get(t.slice().len()..).unwrap_or_default();
             Ok(Packet {
                 src: net.src,
@@ -343,6 +349,40 @@ fn transport(proto: u8, l4: &[u8], net: Net) -> Result<Packet<'_>, Skip> {
         }
         _ => Err(Skip::NotTcpUdp),
     }
+}
+
+/// A TCP packet whose options were cut off: fields from the fixed 20-byte header,
+/// empty payload, `payload_truncated` set.
+fn tcp_fixed_header<'a>(l4: &'a [u8], net: &Net) -> Result<Packet<'a>, Skip> {
+    let h: &[u8; 20] = l4
+        .get(..20)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Skip::Malformed)?;
+    // data offset below 5 words is malformed, not truncated
+    if h[12] >> 4 < 5 {
+        return Err(Skip::Malformed);
+    }
+    let flags = h[13];
+    Ok(Packet {
+        src: net.src,
+        dst: net.dst,
+        proto: Proto::Tcp,
+        sport: u16::from_be_bytes([h[0], h[1]]),
+        dport: u16::from_be_bytes([h[2], h[3]]),
+        tcp: Some(TcpInfo {
+            seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+            syn: flags & 0x02 != 0,
+            ack_flag: flags & 0x10 != 0,
+            fin: flags & 0x01 != 0,
+            rst: flags & 0x04 != 0,
+            psh: flags & 0x08 != 0,
+        }),
+        payload: &[],
+        payload_truncated: true,
+        vlan: net.vlan,
+        ip_len: net.ip_len,
+    })
 }
 
 /// The inner IP packet of a GTPv1-U G-PDU, or `None` if `p` is not one (echo,

@@ -421,3 +421,49 @@ fn truncation_at_every_length() {
         }
     }
 }
+
+/// A SYN with 20 bytes of TCP options cut by a 68-byte snaplen (tcpdump's old
+/// default) inside the options still yields ports and flags; a frame that is not
+/// cut but whose TCP data offset points past the IP payload is malformed.
+#[test]
+fn tcp_options_cut_by_snaplen_keep_ports_and_flags() {
+    use etherparse::TcpOptionElement::*;
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2(SRC_MAC, DST_MAC)
+        .ipv4(C4.octets(), S4.octets(), 64)
+        .tcp(40000, 443, 77, 64240)
+        .syn()
+        .options(&[
+            MaximumSegmentSize(1460),
+            SelectiveAcknowledgementPermitted,
+            WindowScale(7),
+            Noop,
+            Timestamp(1, 0),
+        ])
+        .expect("options")
+        .write(&mut f, &[])
+        .expect("build");
+    assert_eq!(f.len(), 14 + 20 + 20 + 20);
+    let full = ok(LinkType::Ethernet, &f);
+    assert!(!full.payload_truncated);
+    for cut in 14 + 20 + 20..f.len() {
+        let p = ok(LinkType::Ethernet, &f[..cut]);
+        assert_eq!((p.sport, p.dport), (40000, 443));
+        let t = p.tcp.expect("tcp");
+        assert!(t.syn && !t.ack_flag);
+        assert_eq!(t.seq, 77);
+        assert!(p.payload.is_empty() && p.payload_truncated);
+    }
+    // cut inside the fixed header: nothing to report
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..14 + 20 + 19]).err(),
+        Some(Skip::Malformed)
+    );
+    // not cut, but the data offset claims 60 bytes of header in a 40-byte segment
+    let mut bad = f.clone();
+    bad[14 + 20 + 12] = 0xF0;
+    assert_eq!(
+        decode(LinkType::Ethernet, &bad).err(),
+        Some(Skip::Malformed)
+    );
+}
