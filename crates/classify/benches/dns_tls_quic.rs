@@ -105,6 +105,15 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let gquic = unhex(
+        include_str!("../testdata/a/gquic_chlo.hex")
+            .lines()
+            .next()
+            .unwrap_or(""),
+    );
+    c.bench_function("quic/gquic_client_hello Q046 (1350 B)", |b| {
+        b.iter(|| quic::gquic_client_hello(black_box(&gquic)).map(|h| h.sni.is_some()))
+    });
     let mut not_quic = initial.clone();
     if let Some(b0) = not_quic.get_mut(0) {
         *b0 = 0x45; // short header

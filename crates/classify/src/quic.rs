@@ -16,10 +16,13 @@
 //!   duplicated) for one original DCID, bounded to [`CRYPTO_CAP`] bytes, and
 //!   hands the contiguous prefix to [`tls::parse_handshake_client_hello`].
 //!
+//! * [`gquic_client_hello`]: the plaintext CHLO of Google QUIC Q035-Q046.
+//!
 //! Never panics on any input; every length is checked.
 
 use crate::tls::{self, HelloParse, Reassembler};
 use ring::{aead, hkdf};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// QUIC version 1 (RFC 9000).
@@ -537,6 +540,87 @@ fn parse_frames(
         }
     }
     Ok(false)
+}
+
+/// What a Google QUIC client hello (CHLO) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GquicHello<'a> {
+    /// Version tag such as `Q043` or `Q046`.
+    pub version: [u8; 4],
+    /// Server name (`SNI` tag), lower-cased, if a plausible host name.
+    pub sni: Option<Cow<'a, str>>,
+    /// User agent id (`UAID` tag), printable ASCII only.
+    pub uaid: Option<&'a str>,
+}
+
+/// Reads the plaintext CHLO of Google QUIC versions before Q050 (Q035 to
+/// Q046), which older Chrome and Google apps still send: the version sits
+/// in the public header (offset 9 for the legacy header with an 8-byte
+/// connection ID, offset 1 for Q046's long header), the CHLO tag/value map
+/// follows within the first bytes of the payload. No crypto; `None` when the
+/// datagram is not such a hello. Q050 and later encrypt their Initials with
+/// other salts and are not handled.
+pub fn gquic_client_hello(d: &[u8]) -> Option<GquicHello<'_>> {
+    let b0 = *d.first()?;
+    let at = if b0 & 0x80 != 0 {
+        1
+    } else if b0 & 0x09 == 0x09 {
+        9
+    } else {
+        return None;
+    };
+    let version: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
+    let [q, x, y, z] = version;
+    if q != b'Q' || !x.is_ascii_digit() || !y.is_ascii_digit() || !z.is_ascii_digit() {
+        return None;
+    }
+    if (x, y) >= (b'0', b'5') {
+        return None; // Q050+: encrypted Initials
+    }
+    let window = d.get(..d.len().min(at + 4 + 128))?;
+    let chlo = window.windows(4).position(|w| w == b"CHLO")?;
+    let le16 = |o: usize| -> Option<usize> {
+        match d.get(o..o + 2)? {
+            &[a, b] => Some(usize::from(u16::from_le_bytes([a, b]))),
+            _ => None,
+        }
+    };
+    let le32 = |o: usize| -> Option<usize> {
+        match d.get(o..o + 4)? {
+            &[a, b, c, e] => usize::try_from(u32::from_le_bytes([a, b, c, e])).ok(),
+            _ => None,
+        }
+    };
+    let n = le16(chlo + 4)?;
+    if n == 0 || n > 128 {
+        return None;
+    }
+    let table = chlo + 8;
+    let values = table + 8 * n;
+    let mut hello = GquicHello {
+        version,
+        sni: None,
+        uaid: None,
+    };
+    let mut prev_end = 0usize;
+    for i in 0..n {
+        let tag = d.get(table + 8 * i..table + 8 * i + 4)?;
+        let end = le32(table + 8 * i + 4)?;
+        if end < prev_end {
+            return None;
+        }
+        // Values may run past this datagram (PAD): only read what is here.
+        let value = d.get(values + prev_end..values + end);
+        match (tag, value) {
+            (b"SNI\0", Some(v)) => hello.sni = tls::validate_hostname(v),
+            (b"UAID", Some(v)) if v.iter().all(|b| (0x20..=0x7E).contains(b)) => {
+                hello.uaid = std::str::from_utf8(v).ok();
+            }
+            _ => {}
+        }
+        prev_end = end;
+    }
+    Some(hello)
 }
 
 /// Builds a protected client Initial packet (for tests and traffic
