@@ -411,6 +411,21 @@ struct Msgs {
 struct Current {
     sets: BTreeMap<String, (u32, u32)>,
     chains: BTreeMap<String, (Option<u32>, Option<i32>)>,
+    /// Per chain, in order: (comment, expression names) of every rule.
+    rules: BTreeMap<String, Vec<(String, Vec<String>)>>,
+}
+
+/// What identifies a rule on read-back: its comment (which encodes rule,
+/// layer, family, ports, log parameters) and its expression names (which
+/// encode source restriction, verdict kind and port form).
+fn fingerprint(r: &crate::render::RuleDef) -> (String, Vec<String>) {
+    let names = r
+        .stmts
+        .iter()
+        .flat_map(|st| stmt_exprs(st, &BTreeMap::new()).unwrap_or_default())
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
+    (r.comment.clone(), names)
 }
 
 /// Set flags that define a set's type (the kernel may report more).
@@ -476,8 +491,9 @@ impl Nft {
     /// reads it back. If the kernel rejects any message nothing changes.
     ///
     /// In place means: the table and every set/chain that already exists with
-    /// the same type stays; static sets are flushed and refilled, chains are
-    /// flushed and refilled, dynamic (timeout) sets are left untouched (their
+    /// the same type stays; static sets are flushed and refilled, chains whose
+    /// rules differ from the intent are flushed and refilled (identical ones
+    /// keep their rules and counters), dynamic (timeout) sets are left untouched (their
     /// elements survive), objects no longer wanted are deleted, new ones are
     /// added. `keep_dynamic` is added (or refreshed) in the dynamic sets; pass
     /// the result of [`Nft::list_dynamic`] when the table might have been
@@ -555,7 +571,18 @@ impl Nft {
                 _ => None,
             })
             .collect();
-        Ok(Current { sets, chains })
+        let mut rules: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+        for p in self.dump(Dump::Rules, None)? {
+            if let Parsed::Rule(r) = p {
+                let comment = comment_of(&r.userdata).unwrap_or_default();
+                rules.entry(r.chain).or_default().push((comment, r.exprs));
+            }
+        }
+        Ok(Current {
+            sets,
+            chains,
+            rules,
+        })
     }
 
     /// `current == None`: full replace (table add/del/add). Otherwise an
@@ -584,27 +611,9 @@ impl Nft {
             }
         };
 
-        // 1. Flush every existing chain (our rules, and anything added behind
-        //    our back), then delete chains that are unwanted or whose hook or
-        //    priority changed (base chains cannot be re-hooked in place).
-        let mut chain_objs = Vec::new();
-        for (name, (hook, prio)) in &current.chains {
-            let cname = cstring(name)?;
-            let chain = Chain::new(&cname, &table);
-            let flush = Rule::new(&chain);
-            batch.add(&flush, MsgType::Del);
-            m.labels.push(format!("flush chain {name}"));
-            let keep = rs.chains.iter().any(|c| {
-                c.name == *name && *hook == Some(hook_num(c.hook)) && *prio == Some(c.priority)
-            });
-            if !keep {
-                batch.add(&chain, MsgType::Del);
-                m.labels.push(format!("delete chain {name}"));
-            }
-            chain_objs.push((name.clone(), keep));
-        }
-        // 2. Delete sets that are unwanted or of another type (their rules are gone).
+        // Which existing sets stay (same name and type) and which go.
         let mut reuse: BTreeSet<String> = BTreeSet::new();
+        let mut delete_sets = Vec::new();
         for (name, (flags, key_len)) in &current.sets {
             let same = rs.set(name).is_some_and(|d| {
                 let (_, kl) = key_params(d.key);
@@ -613,11 +622,51 @@ impl Nft {
             if same {
                 reuse.insert(name.clone());
             } else {
-                let cname = cstring(name)?;
-                let raw = RawSet::reference(&tname, &cname, INET);
-                batch.add(&raw, MsgType::Del);
-                m.labels.push(format!("delete set {name}"));
+                delete_sets.push(name.clone());
             }
+        }
+        // 1. Flush every existing chain whose rules differ from the intent
+        //    (or were changed behind our back); identical rules are kept, so
+        //    their counters survive a reload. Delete chains that are unwanted
+        //    or whose hook or priority changed (base chains cannot be
+        //    re-hooked in place).
+        let mut unchanged_chains: BTreeSet<String> = BTreeSet::new();
+        for (name, (hook, prio)) in &current.chains {
+            let cname = cstring(name)?;
+            let chain = Chain::new(&cname, &table);
+            let want = rs.chains.iter().find(|c| {
+                c.name == *name && *hook == Some(hook_num(c.hook)) && *prio == Some(c.priority)
+            });
+            let same_rules = match want {
+                Some(c) if delete_sets.is_empty() => {
+                    let have = current
+                        .rules
+                        .get(name)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    have.len() == c.rules.len()
+                        && have.iter().zip(&c.rules).all(|(h, r)| *h == fingerprint(r))
+                }
+                _ => false,
+            };
+            if same_rules {
+                unchanged_chains.insert(name.clone());
+            } else {
+                let flush = Rule::new(&chain);
+                batch.add(&flush, MsgType::Del);
+                m.labels.push(format!("flush chain {name}"));
+            }
+            if want.is_none() {
+                batch.add(&chain, MsgType::Del);
+                m.labels.push(format!("delete chain {name}"));
+            }
+        }
+        // 2. Delete sets that are unwanted or of another type (their rules are gone).
+        for name in &delete_sets {
+            let cname = cstring(name)?;
+            let raw = RawSet::reference(&tname, &cname, INET);
+            batch.add(&raw, MsgType::Del);
+            m.labels.push(format!("delete set {name}"));
         }
 
         // Dynamic elements to carry over, by set.
@@ -687,6 +736,9 @@ impl Nft {
             chain.set_policy(Policy::Accept);
             batch.add(&chain, MsgType::Add);
             m.labels.push(format!("add chain {}", cdef.name));
+            if unchanged_chains.contains(&cdef.name) {
+                continue;
+            }
             for r in &cdef.rules {
                 let mut rule = Rule::new(&chain);
                 for st in &r.stmts {
@@ -700,7 +752,6 @@ impl Nft {
                 m.labels.push(format!("add rule `{r}`"));
             }
         }
-        drop(chain_objs);
         let fin = batch.finalize();
         let build_time = t0.elapsed();
         let t1 = Instant::now();

@@ -221,7 +221,10 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
     if let Some(log) = &spec.nflog {
         if log.first_packets > 0 {
             main_rules.push(RuleDef {
-                comment: "nflog first packets".to_string(),
+                comment: format!(
+                    "nflog first {} packets group {} snaplen {}",
+                    log.first_packets, log.group, log.snaplen
+                ),
                 stmts: vec![
                     Stmt::CtDirectionOriginal,
                     Stmt::CtOriginalPacketsLt(u64::from(log.first_packets)),
@@ -239,7 +242,7 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
             };
             for proto in [Transport::Udp, Transport::Tcp] {
                 target.push(RuleDef {
-                    comment: format!("nflog dns answers {}", proto.name()),
+                    comment: format!("nflog dns answers {} group {}", proto.name(), log.group),
                     stmts: vec![
                         Stmt::Sport { proto, port: 53 },
                         Stmt::Log {

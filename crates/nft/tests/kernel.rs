@@ -188,6 +188,15 @@ fn a_static_interval_set_rejects_and_drops_v4_and_v6() {
     };
     assert!(hits("r0/static/v4 test rule [tcp]") >= 1, "{counters}");
     assert!(hits("r0/static/v6 test rule [tcp]") >= 1, "{counters}");
+    // Reloading the same intent keeps the rules, so counters survive.
+    let (code, out) = env.gw(&["apply", &reject]);
+    assert_eq!(code, 0, "{out}");
+    let (_, again) = env.gw(&["counters"]);
+    assert_eq!(
+        again, counters,
+        "counters changed across an identical reload"
+    );
+    assert_eq!(env.connect(SRV_V4[0], 8080, 1500), "refused");
 
     let drop = env.spec(
         "drop.json",
