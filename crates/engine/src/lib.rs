@@ -99,6 +99,13 @@ pub struct FlowReport {
     pub bytes: u64,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
+    /// Index of the deciding rule (for the kernel sets); not printed.
+    #[serde(skip)]
+    pub rule_index: Option<usize>,
+    /// The server has answered (the flow is established), so cutting it
+    /// needs its conntrack entry removed too; not printed.
+    #[serde(skip)]
+    pub answered: bool,
 }
 
 /// A DNS answer that named an app's server.
@@ -208,6 +215,49 @@ impl Engine {
     /// Swaps in a new policy (reload); flows keep their labels.
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
         self.policy = policy;
+    }
+
+    /// Swaps in new app signatures; live flows keep their labels.
+    pub fn set_signatures(&mut self, sigs: Arc<SignatureDb>) {
+        let same_ids = sigs.apps().len() == self.sigs.db.apps().len()
+            && sigs
+                .apps()
+                .iter()
+                .zip(self.sigs.db.apps())
+                .all(|(a, b)| a.id == b.id);
+        self.sigs = inspect::Sigs::new(sigs);
+        if !same_ids {
+            // Labels hold indices into the old database: drop them rather
+            // than let them point at another app.
+            for f in self.flows.iter_mut() {
+                f.label = None;
+                f.inspect = None;
+            }
+            self.peers = PeerCache::new(16_384, self.cfg.peer_life_secs);
+            self.names = NameCache::new(self.cfg.name_cache, self.cfg.dns_floor_secs);
+        }
+    }
+
+    /// Re-decides every live labelled flow under the current policy and
+    /// geo databases (after a reload), reporting each again.
+    pub fn reevaluate(&mut self, out: &mut Vec<Event>) {
+        let now = self.clock_ns;
+        let Engine {
+            flows,
+            sigs,
+            geo,
+            policy,
+            ..
+        } = self;
+        for f in flows.iter_mut() {
+            if f.label.is_some() {
+                let report = make_report(&sigs.db, geo, policy, f);
+                out.push(Event::Labelled {
+                    report,
+                    packet_ts_ns: now,
+                });
+            }
+        }
     }
 
     /// Swaps in new geo databases.
@@ -677,5 +727,7 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         bytes: f.bytes,
         first_ts_ns: f.first_ns,
         last_ts_ns: f.last_ns,
+        rule_index: decision.rule.as_ref().map(|r| r.index),
+        answered: f.packets_reply > 0,
     }
 }

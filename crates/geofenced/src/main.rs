@@ -1,1 +1,356 @@
-fn main() {}
+//! `geofenced`: the Geofence daemon.
+//!
+//! Start-up: load the policy, signatures and geo databases
+//! (`geofence-runtime`), turn on conntrack accounting, apply the nftables
+//! table in one transaction and read it back, restore saved dynamic blocks,
+//! then capture (NFLOG or AF_PACKET) through the engine on a capture thread
+//! while an enforcement thread turns decisions into kernel set elements and
+//! the alert thread writes JSON lines. The main thread handles signals
+//! (SIGHUP: reload; SIGTERM/SIGINT: stop), the systemd watchdog, and checks
+//! the table every two seconds, restoring it if someone changed it.
+//!
+//! Fail closed: the kernel table is never removed by the daemon, not on a
+//! clean stop and not on a crash (`geofencectl flush` removes it). A reload
+//! that fails (bad policy, corrupt database, kernel error) changes nothing.
+
+#![forbid(unsafe_code)]
+
+mod enforcer;
+mod pipeline;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use geofence_alert::{Alert, AlertLog, AlertLogOptions, AlertSender, AlertThrottle, EventKind};
+use geofence_capture::{AfPacketConfig, AfPacketSource, NflogSource, PacketSource};
+use geofence_engine::{Engine, EngineConfig};
+use geofence_policy::CaptureKind;
+use geofence_runtime::{plan, GeoChoice, Loaded};
+
+use enforcer::{Cmd, Enforcer};
+use pipeline::{Ctl, Pipeline, Timeouts};
+
+#[derive(Parser)]
+#[command(
+    name = "geofenced",
+    version,
+    about = "Geofence daemon: per-app jurisdiction policy enforced with nftables"
+)]
+struct Args {
+    /// Policy file.
+    #[arg(long, short, default_value = "/etc/geofence/geofence.toml")]
+    config: PathBuf,
+    /// Log format on stderr: json (for journald/SIEM) or text.
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    log_format: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "geofenced stopped");
+            eprintln!("geofenced: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GEOFENCE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().flatten_event(true).init();
+    } else {
+        b.init();
+    }
+}
+
+fn timeouts(l: &Loaded) -> Timeouts {
+    Timeouts {
+        dns_floor: Duration::from_secs(u64::from(l.config.daemon.dns_ttl_floor_secs)),
+        detection: Duration::from_secs(u64::from(l.config.daemon.dynamic_timeout_secs)),
+    }
+}
+
+fn daemon_alert(alerts: &AlertSender, kind: EventKind, reason: String) {
+    alerts.send(Alert::new(kind, "allow", reason));
+}
+
+fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded) -> Result<String, String> {
+    let spec = plan::ruleset_spec(&l.config, &l.policy, &l.geo, &l.sigs);
+    let (rtx, rrx) = mpsc::channel();
+    tx.send(Cmd::Apply { spec, reply: rtx })
+        .map_err(|_| "enforcer thread is gone".to_string())?;
+    rrx.recv()
+        .map_err(|_| "enforcer thread is gone".to_string())?
+}
+
+fn open_sources(l: &Loaded) -> anyhow::Result<Vec<Box<dyn PacketSource + Send>>> {
+    let d = &l.config.daemon;
+    match d.capture {
+        CaptureKind::Nflog => {
+            let src = NflogSource::bind(d.nflog_group, plan::SNAPLEN)
+                .with_context(|| format!("binding NFLOG group {}", d.nflog_group))?;
+            Ok(vec![Box::new(src)])
+        }
+        CaptureKind::Afpacket => {
+            let names: Vec<String> = if d.interfaces.is_empty() {
+                pnet_datalink::interfaces()
+                    .into_iter()
+                    .filter(|i| i.is_up() && !i.is_loopback())
+                    .map(|i| i.name)
+                    .collect()
+            } else {
+                d.interfaces.clone()
+            };
+            let mut out: Vec<Box<dyn PacketSource + Send>> = Vec::new();
+            for n in names {
+                let src = AfPacketSource::open(&AfPacketConfig::new(&n))
+                    .with_context(|| format!("opening AF_PACKET on {n}"))?;
+                out.push(Box::new(src));
+            }
+            if out.is_empty() {
+                bail!("no interface to capture on");
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let loaded = geofence_runtime::load(&args.config, &GeoChoice::FromConfig)?;
+    let d = loaded.config.daemon.clone();
+    tracing::info!(config = %args.config.display(), rules = loaded.policy.rules().len(), apps = loaded.sigs.apps().len(), databases = loaded.geo_paths.len(), "policy loaded");
+
+    let now = std::time::SystemTime::now();
+    for m in loaded.geo.stale(loaded.config.geoip.max_age_days, now) {
+        tracing::warn!(database = %m.name, age_days = m.age_days(now), "geo database is older than max_age_days");
+    }
+    match geofence_capture::enable_conntrack_acct() {
+        Ok(()) => tracing::info!("net.netfilter.nf_conntrack_acct=1 (needed to hand only the first packets of each flow to the classifier)"),
+        Err(e) => bail!("cannot enable net.netfilter.nf_conntrack_acct: {e}; without it every packet would be logged"),
+    }
+
+    let log = AlertLog::open_lenient(&d.alert_log, AlertLogOptions::default());
+    let (alerts, alert_writer) = geofence_alert::spawn_writer_throttled(
+        log,
+        65_536,
+        AlertThrottle::new(Duration::from_secs(60), 100_000),
+    )
+    .context("starting the alert writer")?;
+
+    let enf_beat = Arc::new(AtomicU64::new(enforcer::monotonic_secs()));
+    let (etx, erx) = mpsc::channel::<Cmd>();
+    let (itx, irx) = mpsc::channel::<Result<(), String>>();
+    let (enforce, state_dir, enf_alerts, beat) = (
+        d.enforce,
+        d.state_dir.clone(),
+        alerts.clone(),
+        enf_beat.clone(),
+    );
+    // The netlink handle is not Send: it is created on, and never leaves,
+    // the enforcement thread.
+    let enf_thread = std::thread::Builder::new()
+        .name("geofence-nft".into())
+        .spawn(
+            move || match geofence_nft::apply::Nft::with_table(plan::TABLE) {
+                Ok(nft) => {
+                    let _ = itx.send(Ok(()));
+                    Enforcer::new(Some(nft), enforce, state_dir, enf_alerts, beat).run(erx);
+                }
+                Err(e) => {
+                    let _ = itx.send(Err(e.to_string()));
+                }
+            },
+        )?;
+    match irx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => bail!("opening the nftables netlink socket: {e}"),
+        Err(_) => bail!("the enforcement thread died at start"),
+    }
+
+    match apply(&etx, &loaded) {
+        Ok(summary) => tracing::info!(summary = %summary, enforce = d.enforce, "nftables table applied and verified"),
+        Err(e) => bail!("applying the nftables table failed (the previous table, if any, is still in force): {e}"),
+    }
+
+    let sources = open_sources(&loaded)?;
+    let mut ctls = Vec::new();
+    let mut beats = vec![enf_beat];
+    let mut threads = Vec::new();
+    for (i, source) in sources.into_iter().enumerate() {
+        let (ctx, crx) = mpsc::channel::<Ctl>();
+        let beat = Arc::new(AtomicU64::new(enforcer::monotonic_secs()));
+        let p = Pipeline {
+            engine: Engine::new(
+                EngineConfig {
+                    dns_floor_secs: u64::from(d.dns_ttl_floor_secs),
+                    ..EngineConfig::default()
+                },
+                loaded.sigs.clone(),
+                loaded.geo.clone(),
+                loaded.policy.clone(),
+            ),
+            source,
+            enforcer: etx.clone(),
+            alerts: alerts.clone(),
+            heartbeat: beat.clone(),
+            timeouts: timeouts(&loaded),
+            enforce: d.enforce,
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("geofence-capture-{i}"))
+                .spawn(move || p.run(crx))?,
+        );
+        ctls.push(ctx);
+        beats.push(beat);
+    }
+    daemon_alert(
+        &alerts,
+        EventKind::Daemon,
+        format!(
+            "geofenced started: {} rule(s), enforce = {}",
+            loaded.policy.rules().len(),
+            d.enforce
+        ),
+    );
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("enforcing"),
+    ]);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(control(&args.config, loaded, &etx, &ctls, &beats, &alerts))?;
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    for c in &ctls {
+        let _ = c.send(Ctl::Stop);
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = etx.send(Cmd::Stop);
+    let _ = enf_thread.join();
+    daemon_alert(
+        &alerts,
+        EventKind::Daemon,
+        "geofenced stopped; the nftables table stays in force (geofencectl flush removes it)"
+            .to_string(),
+    );
+    alert_writer.shutdown();
+    Ok(())
+}
+
+async fn control(
+    config: &Path,
+    mut loaded: Loaded,
+    etx: &mpsc::Sender<Cmd>,
+    ctls: &[mpsc::Sender<Ctl>],
+    beats: &[Arc<AtomicU64>],
+    alerts: &AlertSender,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut verify = tokio::time::interval(Duration::from_secs(2));
+    let mut save = tokio::time::interval(Duration::from_secs(5));
+    let mut stats = tokio::time::interval(Duration::from_secs(60));
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut wd = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                loaded = reload(config, loaded, etx, ctls, alerts);
+                alerts.reopen();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = verify.tick() => { let _ = etx.send(Cmd::Verify); }
+            _ = save.tick() => { let _ = etx.send(Cmd::Save); }
+            _ = stats.tick() => { let _ = etx.send(Cmd::Stats); }
+            _ = wd.tick() => {
+                if watchdog.is_some() {
+                    let now = enforcer::monotonic_secs();
+                    let alive = beats.iter().all(|b| now.saturating_sub(b.load(Ordering::Relaxed)) < 10);
+                    if alive {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    } else {
+                        tracing::error!("a worker thread is stuck; withholding the watchdog ping so systemd restarts us");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads the policy again; on any error the running policy stays in force.
+fn reload(
+    config: &Path,
+    old: Loaded,
+    etx: &mpsc::Sender<Cmd>,
+    ctls: &[mpsc::Sender<Ctl>],
+    alerts: &AlertSender,
+) -> Loaded {
+    let new = match geofence_runtime::load(config, &GeoChoice::FromConfig) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "reload rejected; the running policy stays in force");
+            daemon_alert(
+                alerts,
+                EventKind::Policy,
+                format!("reload rejected, running policy kept: {e}"),
+            );
+            return old;
+        }
+    };
+    if new.config.daemon.capture != old.config.daemon.capture
+        || new.config.daemon.nflog_group != old.config.daemon.nflog_group
+    {
+        tracing::warn!("capture settings changed: they take effect at the next restart");
+    }
+    match apply(etx, &new) {
+        Ok(summary) => {
+            for c in ctls {
+                let _ = c.send(Ctl::Swap {
+                    policy: new.policy.clone(),
+                    sigs: new.sigs.clone(),
+                    geo: new.geo.clone(),
+                    timeouts: timeouts(&new),
+                });
+            }
+            tracing::info!(summary = %summary, "policy reloaded");
+            daemon_alert(
+                alerts,
+                EventKind::Policy,
+                format!("policy reloaded: {} rule(s)", new.policy.rules().len()),
+            );
+            new
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "applying the reloaded policy failed; the running policy stays in force");
+            daemon_alert(
+                alerts,
+                EventKind::Policy,
+                format!("reload failed in the kernel, running policy kept: {e}"),
+            );
+            old
+        }
+    }
+}

@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod plan;
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};

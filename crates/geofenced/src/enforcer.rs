@@ -1,0 +1,283 @@
+//! The enforcement thread: owns the nftables handle (libnftnl is not
+//! `Send`), applies rulesets, adds dynamic blocks in batches, cuts
+//! established flows, persists dynamic blocks and heals the table when
+//! someone deletes or edits it.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use geofence_alert::{Alert, AlertSender, EventKind};
+use geofence_nft::apply::Nft;
+use geofence_nft::model::{DynElement, RulesetSpec};
+use geofence_nft::render::{render, Ruleset};
+
+use crate::state::DynState;
+
+/// A run-time block decided by the engine.
+pub struct BlockReq {
+    pub elem: DynElement,
+    /// Remove the conntrack entries of (client, server): the flow is live.
+    pub cut: Option<(IpAddr, IpAddr)>,
+    /// Capture time of the packet that decided, Unix ns.
+    pub decided_ns: u64,
+    /// The alert to write once the block is in the kernel.
+    pub alert: Alert,
+}
+
+pub enum Cmd {
+    /// Apply a new ruleset (start, reload); the reply says how it went.
+    Apply {
+        spec: RulesetSpec,
+        reply: Sender<Result<String, String>>,
+    },
+    Block(BlockReq),
+    /// Check the table still holds what we put there; restore it if not.
+    Verify,
+    /// Persist dynamic blocks if they changed.
+    Save,
+    /// Log time-to-block percentiles.
+    Stats,
+    Stop,
+}
+
+pub struct Enforcer {
+    pub nft: Option<Nft>,
+    pub enforce: bool,
+    pub ruleset: Option<Ruleset>,
+    pub state: DynState,
+    pub state_dir: PathBuf,
+    pub alerts: AlertSender,
+    pub heartbeat: Arc<AtomicU64>,
+    /// Time-to-block samples in microseconds (bounded ring).
+    lat: Vec<u64>,
+    lat_next: usize,
+    last_save_error: Option<Instant>,
+}
+
+const LAT_SAMPLES: usize = 100_000;
+/// Most blocks sent in one netlink transaction.
+const BATCH: usize = 4096;
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn monotonic_secs() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs()
+}
+
+impl Enforcer {
+    pub fn new(
+        nft: Option<Nft>,
+        enforce: bool,
+        state_dir: PathBuf,
+        alerts: AlertSender,
+        heartbeat: Arc<AtomicU64>,
+    ) -> Enforcer {
+        let state = DynState::load(&state_dir);
+        Enforcer {
+            nft,
+            enforce,
+            ruleset: None,
+            state,
+            state_dir,
+            alerts,
+            heartbeat,
+            lat: Vec::new(),
+            lat_next: 0,
+            last_save_error: None,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<Cmd>) {
+        loop {
+            self.heartbeat.store(monotonic_secs(), Ordering::Relaxed);
+            let cmd = match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match cmd {
+                Cmd::Apply { spec, reply } => {
+                    let r = self.apply(&spec);
+                    let _ = reply.send(r);
+                }
+                Cmd::Block(first) => {
+                    let mut batch = vec![first];
+                    let mut stop = false;
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(Cmd::Block(b)) => batch.push(b),
+                            Ok(Cmd::Stop) => {
+                                stop = true;
+                                break;
+                            }
+                            Ok(other) => {
+                                self.block(std::mem::take(&mut batch));
+                                self.other(other);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.block(batch);
+                    if stop {
+                        break;
+                    }
+                }
+                Cmd::Stop => break,
+                other => self.other(other),
+            }
+        }
+        self.save();
+    }
+
+    fn other(&mut self, c: Cmd) {
+        match c {
+            Cmd::Verify => self.verify(),
+            Cmd::Save => self.save(),
+            Cmd::Stats => self.stats(),
+            Cmd::Apply { spec, reply } => {
+                let r = self.apply(&spec);
+                let _ = reply.send(r);
+            }
+            Cmd::Block(b) => self.block(vec![b]),
+            Cmd::Stop => {}
+        }
+    }
+
+    fn apply(&mut self, spec: &RulesetSpec) -> Result<String, String> {
+        let rs = render(spec);
+        let valid: std::collections::HashSet<usize> = spec.rules.iter().map(|r| r.index).collect();
+        self.state.retain_rules(&|i| valid.contains(&i));
+        let keep = self.state.live();
+        let Some(nft) = self.nft.as_mut() else {
+            self.ruleset = Some(rs);
+            return Ok("no kernel access (dry run)".to_string());
+        };
+        match nft.apply(&rs, &keep) {
+            Ok(report) => {
+                let summary = format!("{report:?}");
+                let verified = nft
+                    .verify(&rs)
+                    .map_err(|e| format!("read-back failed: {e}"))?;
+                if !verified.ok() {
+                    return Err(format!("read-back does not match the intent: {verified:?}"));
+                }
+                self.ruleset = Some(rs);
+                Ok(summary)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn block(&mut self, batch: Vec<BlockReq>) {
+        if batch.is_empty() {
+            return;
+        }
+        let elems: Vec<DynElement> = batch.iter().map(|b| b.elem.clone()).collect();
+        let result = match (self.enforce, self.nft.as_mut()) {
+            (true, Some(nft)) => nft.add_dynamic(&elems).map_err(|e| e.to_string()),
+            (true, None) => Err("no kernel access".to_string()),
+            (false, _) => Ok(()),
+        };
+        let done = now_ns();
+        match result {
+            Ok(()) => {
+                for b in batch {
+                    let us = done.saturating_sub(b.decided_ns) / 1000;
+                    let mut a = b.alert;
+                    if self.enforce {
+                        self.state.record(&b.elem);
+                        a.enforced_within_us = Some(us);
+                        self.lat_sample(us);
+                        if let Some((src, dst)) = b.cut {
+                            if let Err(e) = geofence_nft::conntrack::kill_conntrack(src, dst) {
+                                tracing::warn!(%src, %dst, error = %e, "could not remove conntrack entries");
+                            }
+                        }
+                    }
+                    self.alerts.send(a);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, blocks = batch.len(), "adding dynamic blocks failed");
+                for b in batch {
+                    let mut a = b.alert;
+                    a.reason = format!("{} (NOT enforced: {e})", a.reason);
+                    self.alerts.send(a);
+                }
+            }
+        }
+    }
+
+    fn lat_sample(&mut self, us: u64) {
+        if self.lat.len() < LAT_SAMPLES {
+            self.lat.push(us);
+        } else {
+            self.lat[self.lat_next] = us;
+            self.lat_next = (self.lat_next + 1) % LAT_SAMPLES;
+        }
+    }
+
+    fn stats(&self) {
+        if self.lat.is_empty() {
+            return;
+        }
+        let mut v = self.lat.clone();
+        v.sort_unstable();
+        let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
+        tracing::info!(
+            samples = v.len(),
+            p50_us = p(0.5),
+            p99_us = p(0.99),
+            max_us = p(1.0),
+            dynamic_blocks = self.state.len(),
+            "time to block"
+        );
+    }
+
+    fn verify(&mut self) {
+        let (Some(nft), Some(rs)) = (self.nft.as_mut(), self.ruleset.as_ref()) else {
+            return;
+        };
+        let bad = match nft.verify(rs) {
+            Ok(v) if v.ok() => return,
+            Ok(v) => format!("{v:?}"),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(problem = %bad, "nftables table was changed or deleted; restoring it");
+        let keep = self.state.live();
+        let restored = nft.apply(rs, &keep);
+        let mut a = Alert::new(
+            EventKind::Tamper,
+            "block",
+            match &restored {
+                Ok(_) => format!("table inet {} was changed or deleted outside geofenced; restored it with {} dynamic block(s)", rs.table, keep.len()),
+                Err(e) => format!("table inet {} was changed or deleted outside geofenced; restoring FAILED: {e}", rs.table),
+            },
+        );
+        a.evidence = Some(bad);
+        self.alerts.send(a);
+    }
+
+    fn save(&mut self) {
+        let _ = self.state.live();
+        if let Err(e) = self.state.save(&self.state_dir) {
+            let quiet = self
+                .last_save_error
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+            if !quiet {
+                tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot save dynamic blocks; enforcement continues, retrying");
+                self.last_save_error = Some(Instant::now());
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Dynamic blocks that must survive a restart: kept in memory with their
+//! absolute expiry and written to `STATE_DIR/dynamic.json` (write to a
+//! temporary file, then rename). A failed write (full disk, read-only file
+//! system) is logged and retried later; it never stops enforcement, because
+//! the kernel holds the elements anyway.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use geofence_nft::model::DynElement;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    rule_index: usize,
+    src: Option<IpAddr>,
+    dst: IpAddr,
+    /// Unix seconds.
+    expires: u64,
+}
+
+/// Live dynamic elements, keyed by (rule, src, dst).
+#[derive(Default)]
+pub struct DynState {
+    elems: HashMap<(usize, Option<IpAddr>, IpAddr), u64>,
+    dirty: bool,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl DynState {
+    /// Records (or extends) an element.
+    pub fn record(&mut self, e: &DynElement) {
+        let exp = unix_now().saturating_add(e.timeout.as_secs().max(1));
+        let slot = self.elems.entry((e.rule_index, e.src, e.dst)).or_insert(0);
+        if exp > *slot {
+            *slot = exp;
+            self.dirty = true;
+        }
+    }
+
+    /// Elements still alive, with their remaining lifetime.
+    pub fn live(&mut self) -> Vec<DynElement> {
+        let now = unix_now();
+        let before = self.elems.len();
+        self.elems.retain(|_, exp| *exp > now);
+        if self.elems.len() != before {
+            self.dirty = true;
+        }
+        self.elems
+            .iter()
+            .map(|(&(rule_index, src, dst), &exp)| DynElement {
+                rule_index,
+                src,
+                dst,
+                timeout: Duration::from_secs(exp - now),
+            })
+            .collect()
+    }
+
+    /// Keeps only elements of rules that still exist (after a reload).
+    pub fn retain_rules(&mut self, valid: &dyn Fn(usize) -> bool) {
+        let before = self.elems.len();
+        self.elems.retain(|k, _| valid(k.0));
+        self.dirty |= self.elems.len() != before;
+    }
+
+    pub fn len(&self) -> usize {
+        self.elems.len()
+    }
+
+    pub fn file(dir: &Path) -> PathBuf {
+        dir.join("dynamic.json")
+    }
+
+    /// Loads the saved elements (missing or unreadable file: empty, with
+    /// a warning for the latter).
+    pub fn load(dir: &Path) -> DynState {
+        let path = DynState::file(dir);
+        let mut st = DynState::default();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return st,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read saved dynamic blocks");
+                return st;
+            }
+        };
+        match serde_json::from_str::<Vec<Saved>>(&text) {
+            Ok(v) => {
+                let now = unix_now();
+                for s in v.into_iter().filter(|s| s.expires > now) {
+                    st.elems.insert((s.rule_index, s.src, s.dst), s.expires);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring corrupt saved dynamic blocks")
+            }
+        }
+        st
+    }
+
+    /// Writes the state if it changed. Errors are returned for the caller
+    /// to log; the in-memory state stays dirty so the next call retries.
+    pub fn save(&mut self, dir: &Path) -> std::io::Result<bool> {
+        if !self.dirty {
+            return Ok(false);
+        }
+        let v: Vec<Saved> = self
+            .elems
+            .iter()
+            .map(|(&(rule_index, src, dst), &expires)| Saved {
+                rule_index,
+                src,
+                dst,
+                expires,
+            })
+            .collect();
+        let text = serde_json::to_vec(&v).map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join("dynamic.json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, DynState::file(dir))?;
+        self.dirty = false;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_roundtrip_drops_expired() {
+        let dir = std::env::temp_dir().join(format!("gf-state-{}", std::process::id()));
+        let mut st = DynState::default();
+        let e = DynElement {
+            rule_index: 2,
+            src: Some("198.51.100.2".parse().expect("ip")),
+            dst: "203.0.113.10".parse().expect("ip"),
+            timeout: Duration::from_secs(600),
+        };
+        st.record(&e);
+        assert!(st.save(&dir).expect("save"));
+        assert!(!st.save(&dir).expect("clean"));
+        let mut back = DynState::load(&dir);
+        let live = back.live();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].dst, e.dst);
+        assert!(live[0].timeout > Duration::from_secs(590));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,314 @@
+//! From policy to kernel intent: a pure function (no I/O) that turns the
+//! compiled policy, the geo databases and the app signatures into the
+//! [`RulesetSpec`] the nftables stage renders and applies.
+//!
+//! The static layer is what can be known before any packet: for each
+//! `block` rule, the destinations in its jurisdictions (every network of its
+//! countries, enumerated from the databases and merged), intersected with
+//! the vendor ranges of its apps (or taken whole for an all-traffic rule).
+//! First match wins in the policy, so destinations that an earlier
+//! non-blocking rule (allow or alert) covers for every client are removed
+//! from a later block rule's static set. What cannot be known statically
+//! (apps without vendor ranges, DNS and SNI detections, `unknown`
+//! destinations outside the enumerable space) is left to the dynamic layer,
+//! which the daemon fills from the engine's decisions.
+
+use geofence_classify::sigdb::SignatureDb;
+use geofence_geo::{GeoDb, GeoField, IpRanges};
+use geofence_nft::model::{Hook, NflogSpec, RuleSpec, RulesetSpec, Verdict, DEFAULT_PRIORITY};
+use geofence_policy::{Action, By, CompiledRule, Config, Mode, Policy};
+
+/// Packets per connection (original direction) handed to the classifier:
+/// SYN, ACK and up to four payload segments, so a ClientHello split over
+/// several segments (post-quantum key shares) and a QUIC Initial spread
+/// over two datagrams are still seen whole.
+pub const FIRST_PACKETS: u32 = 8;
+/// Bytes copied per logged packet: a full MTU, so ClientHellos and QUIC
+/// Initials arrive whole.
+pub const SNAPLEN: u32 = 1500;
+
+/// The nftables table the daemon owns.
+pub const TABLE: &str = "geofence";
+
+/// Every public address: the whole space minus what is never foreign.
+fn public_space() -> IpRanges {
+    let all = IpRanges::from_ranges(vec![(0, u32::MAX)], vec![(0, u128::MAX)]);
+    let never = IpRanges::from_cidrs(&[
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/3",
+        "::/127",
+        "::ffff:0:0/96",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    ])
+    .unwrap_or_default();
+    difference(&all, &never)
+}
+
+/// `a` minus `b`.
+pub fn difference(a: &IpRanges, b: &IpRanges) -> IpRanges {
+    fn diff<T: Copy + Ord + Step>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
+        let mut out = Vec::new();
+        let mut j = 0;
+        for &(lo, hi) in a {
+            let mut cur = lo;
+            let mut done = false;
+            while j < b.len() && b[j].1 < cur {
+                j += 1;
+            }
+            let mut k = j;
+            while k < b.len() && b[k].0 <= hi {
+                let (blo, bhi) = b[k];
+                if blo > cur {
+                    if let Some(p) = blo.prev() {
+                        out.push((cur, p));
+                    }
+                }
+                match bhi.next() {
+                    Some(n) if bhi < hi => cur = cur.max(n),
+                    _ => {
+                        done = true;
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            if !done {
+                out.push((cur, hi));
+            }
+        }
+        out
+    }
+    IpRanges::from_ranges(diff(a.v4(), b.v4()), diff(a.v6(), b.v6()))
+}
+
+trait Step: Sized {
+    fn prev(self) -> Option<Self>;
+    fn next(self) -> Option<Self>;
+}
+impl Step for u32 {
+    fn prev(self) -> Option<u32> {
+        self.checked_sub(1)
+    }
+    fn next(self) -> Option<u32> {
+        self.checked_add(1)
+    }
+}
+impl Step for u128 {
+    fn prev(self) -> Option<u128> {
+        self.checked_sub(1)
+    }
+    fn next(self) -> Option<u128> {
+        self.checked_add(1)
+    }
+}
+
+/// Destinations of a rule's `to` that the databases can enumerate.
+struct Geo<'a> {
+    db: &'a GeoDb,
+    public: IpRanges,
+    /// Every network with a country, per field (for `unknown`), computed lazily.
+    known_loc: Option<IpRanges>,
+    known_reg: Option<IpRanges>,
+}
+
+impl Geo<'_> {
+    fn known(&mut self, field: GeoField) -> IpRanges {
+        let slot = match field {
+            GeoField::Location => &mut self.known_loc,
+            GeoField::Registered => &mut self.known_reg,
+        };
+        slot.get_or_insert_with(|| {
+            self.db
+                .ranges_by_country(field)
+                .values()
+                .fold(IpRanges::new(), |acc, r| acc.union(r))
+        })
+        .clone()
+    }
+
+    fn destinations(&mut self, r: &CompiledRule) -> IpRanges {
+        if r.any {
+            return self.public.clone();
+        }
+        let mut out = IpRanges::new();
+        if !r.location_countries.is_empty() {
+            out = out.union(
+                &self
+                    .db
+                    .ranges_for_countries(&r.location_countries, GeoField::Location),
+            );
+        }
+        if !r.registered_countries.is_empty() {
+            out = out.union(
+                &self
+                    .db
+                    .ranges_for_countries(&r.registered_countries, GeoField::Registered),
+            );
+        }
+        if r.includes_unknown && !self.db.databases().is_empty() {
+            let known = match r.by {
+                By::Location => self.known(GeoField::Location),
+                By::Operator => self.known(GeoField::Registered),
+                By::Either => self
+                    .known(GeoField::Location)
+                    .union(&self.known(GeoField::Registered)),
+            };
+            let unknown = difference(&self.public, &known);
+            out = out.union(&unknown);
+        } else if r.includes_unknown {
+            // No database: every public destination is unknown.
+            out = self.public.clone();
+        }
+        out
+    }
+}
+
+/// The static vendor ranges of the rule's apps (those usable without ports).
+fn app_ranges(r: &CompiledRule, sigs: &SignatureDb) -> Option<IpRanges> {
+    let apps = r.apps.as_ref()?;
+    let mut out = IpRanges::new();
+    for a in apps {
+        if let Some(app) = sigs.find(a.as_str()) {
+            let (ranges, _ports, need_ports) = sigs.static_ranges(app);
+            if !need_ports {
+                out = out.union(&ranges);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Builds the kernel intent for `policy`.
+pub fn ruleset_spec(
+    config: &Config,
+    policy: &Policy,
+    geo: &GeoDb,
+    sigs: &SignatureDb,
+) -> RulesetSpec {
+    let mut g = Geo {
+        db: geo,
+        public: public_space(),
+        known_loc: None,
+        known_reg: None,
+    };
+    // Destinations that earlier non-blocking rules take for every client,
+    // per app scope: (apps or None for all traffic, destinations).
+    let mut shadow: Vec<(Option<Vec<geofence_classify::AppId>>, IpRanges)> = Vec::new();
+    let mut rules = Vec::new();
+    for r in policy.rules() {
+        let dest = g.destinations(r);
+        if r.action != Action::Block {
+            if r.from.is_none() {
+                let taken = match app_ranges(r, sigs) {
+                    Some(ar) => dest.intersect(&ar),
+                    None => dest,
+                };
+                shadow.push((r.apps.clone(), taken));
+            }
+            continue;
+        }
+        let mut static_dst = match app_ranges(r, sigs) {
+            Some(ar) => dest.intersect(&ar),
+            None => dest,
+        };
+        for (apps, taken) in &shadow {
+            // An earlier rule for all traffic, or for any app this rule also
+            // covers, takes its destinations out of this rule's static set.
+            let overlaps = match (apps, &r.apps) {
+                (None, _) | (_, None) => true,
+                (Some(a), Some(b)) => a.iter().any(|x| b.contains(x)),
+            };
+            if overlaps {
+                static_dst = difference(&static_dst, taken);
+            }
+        }
+        rules.push(RuleSpec {
+            index: r.index,
+            name: r.name.clone(),
+            verdict: match r.verdict {
+                geofence_policy::Verdict::Drop => Verdict::Drop,
+                geofence_policy::Verdict::Reject => Verdict::Reject,
+            },
+            src: r.from.clone(),
+            static_dst: if static_dst.is_empty() {
+                None
+            } else {
+                Some(static_dst)
+            },
+            static_ports: Vec::new(),
+            dynamic: true,
+        });
+    }
+    RulesetSpec {
+        table: TABLE.to_string(),
+        hook: match config.daemon.mode {
+            Mode::Gateway => Hook::Forward,
+            Mode::Host => Hook::Output,
+        },
+        priority: DEFAULT_PRIORITY,
+        enforce: config.daemon.enforce,
+        nflog: Some(NflogSpec {
+            group: config.daemon.nflog_group,
+            first_packets: FIRST_PACKETS,
+            snaplen: SNAPLEN,
+            dns_answers: true,
+        }),
+        rules,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(c: &[&str]) -> IpRanges {
+        IpRanges::from_cidrs(c).expect("cidrs")
+    }
+
+    #[test]
+    fn difference_cuts_holes_and_edges() {
+        let a = r(&["10.0.0.0/8", "2001:db8::/32"]);
+        let b = r(&[
+            "10.1.0.0/16",
+            "10.255.255.255/32",
+            "9.0.0.0/8",
+            "2001:db8::/33",
+        ]);
+        let d = difference(&a, &b);
+        assert!(d.contains("10.0.0.1".parse().expect("ip")));
+        assert!(!d.contains("10.1.2.3".parse().expect("ip")));
+        assert!(d.contains("10.2.0.0".parse().expect("ip")));
+        assert!(!d.contains("10.255.255.255".parse().expect("ip")));
+        assert!(d.contains("10.255.255.254".parse().expect("ip")));
+        assert!(!d.contains("2001:db8::1".parse().expect("ip")));
+        assert!(d.contains("2001:db8:8000::1".parse().expect("ip")));
+        assert_eq!(difference(&a, &a), IpRanges::new());
+        assert_eq!(difference(&a, &IpRanges::new()), a);
+    }
+
+    #[test]
+    fn public_space_excludes_private() {
+        let p = public_space();
+        for ip in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "fe80::1",
+            "fd00::1",
+            "224.0.0.1",
+        ] {
+            assert!(!p.contains(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["198.51.100.1", "8.8.8.8", "2001:db8::1"] {
+            assert!(p.contains(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+}
