@@ -255,6 +255,7 @@ pub mod rtype {
     pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const SRV: u16 = 33;
+    pub const SVCB: u16 = 64;
     pub const HTTPS: u16 = 65;
 }
 
@@ -272,8 +273,66 @@ pub enum RData<'a> {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     Cname(Name<'a>),
+    /// SVCB (64) or HTTPS (65) record: its address hints.
+    Svcb(Svcb<'a>),
     /// Any other type or class: the raw record data.
     Other(&'a [u8]),
+}
+
+/// The parts of an SVCB/HTTPS record (RFC 9460) that name addresses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Svcb<'a> {
+    /// 0 for AliasMode.
+    pub priority: u16,
+    /// Target name (the root name means the owner itself).
+    pub target: Name<'a>,
+    ipv4hint: &'a [u8],
+    ipv6hint: &'a [u8],
+}
+
+impl Svcb<'_> {
+    /// Addresses of the `ipv4hint` parameter.
+    pub fn ipv4_hints(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.ipv4hint.chunks_exact(4).filter_map(|c| {
+            let o: [u8; 4] = c.try_into().ok()?;
+            Some(Ipv4Addr::from(o))
+        })
+    }
+    /// Addresses of the `ipv6hint` parameter.
+    pub fn ipv6_hints(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.ipv6hint.chunks_exact(16).filter_map(|c| {
+            let o: [u8; 16] = c.try_into().ok()?;
+            Some(Ipv6Addr::from(o))
+        })
+    }
+}
+
+/// Parses SVCB/HTTPS record data starting at `start` (ending at `end`).
+fn parse_svcb(buf: &[u8], start: usize, end: usize) -> Result<Svcb<'_>, DnsError> {
+    let priority = be16(buf, start)?;
+    let (target, mut pos) = read_name(buf, start + 2)?;
+    let mut svcb = Svcb {
+        priority,
+        target,
+        ipv4hint: &[],
+        ipv6hint: &[],
+    };
+    while pos < end {
+        let key = be16(buf, pos)?;
+        let len = usize::from(be16(buf, pos + 2)?);
+        let value = buf.get(pos + 4..pos + 4 + len).ok_or(DnsError::Truncated)?;
+        pos += 4 + len;
+        match key {
+            4 if len % 4 == 0 => svcb.ipv4hint = value,
+            6 if len % 16 == 0 => svcb.ipv6hint = value,
+            4 | 6 => return Err(DnsError::BadRdata),
+            _ => {}
+        }
+    }
+    if pos != end {
+        return Err(DnsError::BadRdata);
+    }
+    Ok(svcb)
 }
 
 /// One answer record.
@@ -377,6 +436,7 @@ pub fn parse_message(buf: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
                 }
                 RData::Cname(target)
             }
+            (rtype::SVCB | rtype::HTTPS, 1) => RData::Svcb(parse_svcb(buf, rd_start, rd_end)?),
             _ => RData::Other(rdata),
         };
         answers.push(Answer {
@@ -447,61 +507,87 @@ pub struct Resolution {
     pub names: Vec<String>,
 }
 
-/// For each A/AAAA answer of a response, the chain of names that led to the
-/// address. Follows CNAMEs backwards at most [`MAX_CNAME_DEPTH`] steps and
-/// never visits a record twice (cycles end the chain). The queried name is
-/// included only when the chain actually reaches it. Duplicate addresses are
-/// reported once. Returns nothing for queries.
+/// For each A/AAAA answer of a response (and each address hint of an
+/// SVCB/HTTPS answer), the chain of names that led to the address. Follows
+/// CNAMEs backwards at most [`MAX_CNAME_DEPTH`] steps and never visits a
+/// record twice (cycles end the chain). The queried name is included only
+/// when the chain actually reaches it. Duplicate addresses are reported
+/// once. Returns nothing for queries.
 pub fn resolutions(msg: &DnsMessage<'_>) -> Vec<Resolution> {
     let mut out: Vec<Resolution> = Vec::new();
     if !msg.is_response {
         return out;
     }
-    let answers = &msg.answers[..msg.answers.len().min(MAX_ANSWERS)];
+    let answers = msg
+        .answers
+        .get(..msg.answers.len().min(MAX_ANSWERS))
+        .unwrap_or(&[]);
+    let mut addrs: Vec<IpAddr> = Vec::new();
     for ans in answers {
-        let addr = match ans.data {
-            RData::A(a) => IpAddr::V4(a),
-            RData::Aaaa(a) => IpAddr::V6(a),
+        addrs.clear();
+        match ans.data {
+            RData::A(a) => addrs.push(IpAddr::V4(a)),
+            RData::Aaaa(a) => addrs.push(IpAddr::V6(a)),
+            RData::Svcb(s) => {
+                addrs.extend(s.ipv4_hints().map(IpAddr::V4));
+                addrs.extend(s.ipv6_hints().map(IpAddr::V6));
+            }
             _ => continue,
-        };
-        if out.iter().any(|r| r.addr == addr) {
+        }
+        addrs.retain(|a| !out.iter().any(|r| r.addr == *a));
+        if addrs.is_empty() {
             continue;
         }
-        // Chain from the address owner backwards, as answer indices.
-        let mut chain: [usize; MAX_CNAME_DEPTH] = [0; MAX_CNAME_DEPTH];
-        let mut depth = 0;
-        let mut visited: u64 = 0; // answers <= 64
-        let mut ttl = ans.ttl;
-        let mut head = ans.name;
-        while depth < MAX_CNAME_DEPTH {
-            let found = answers.iter().enumerate().find(|(i, a)| {
-                visited & (1u64 << i) == 0 && matches!(a.data, RData::Cname(t) if t.eq_name(&head))
-            });
-            let Some((i, a)) = found else { break };
-            visited |= 1u64 << i;
-            if let Some(slot) = chain.get_mut(depth) {
-                *slot = i;
-            }
-            depth += 1;
-            ttl = ttl.min(a.ttl);
-            head = a.name;
-        }
-        let mut names = Vec::with_capacity(depth + 1);
-        for &i in chain[..depth].iter().rev() {
-            if let Some(a) = answers.get(i) {
-                let n = a.name.to_lowercase_string();
-                if !names.contains(&n) {
-                    names.push(n);
-                }
+        let (names, ttl) = chain_to(answers, ans);
+        for &addr in &addrs {
+            if !out.iter().any(|r| r.addr == addr) {
+                out.push(Resolution {
+                    addr,
+                    ttl,
+                    names: names.clone(),
+                });
             }
         }
-        let owner = ans.name.to_lowercase_string();
-        if !names.contains(&owner) {
-            names.push(owner);
-        }
-        out.push(Resolution { addr, ttl, names });
     }
     out
+}
+
+/// The CNAME chain (as lower-cased names, head first) that ends at the
+/// owner of `ans`, and the smallest TTL on it.
+fn chain_to(answers: &[Answer<'_>], ans: &Answer<'_>) -> (Vec<String>, u32) {
+    // Chain from the address owner backwards, as answer indices.
+    let mut chain: [usize; MAX_CNAME_DEPTH] = [0; MAX_CNAME_DEPTH];
+    let mut depth = 0;
+    let mut visited: u64 = 0; // answers <= 64
+    let mut ttl = ans.ttl;
+    let mut head = ans.name;
+    while depth < MAX_CNAME_DEPTH {
+        let found = answers.iter().take(64).enumerate().find(|(i, a)| {
+            visited & (1u64 << i) == 0 && matches!(a.data, RData::Cname(t) if t.eq_name(&head))
+        });
+        let Some((i, a)) = found else { break };
+        visited |= 1u64 << i;
+        if let Some(slot) = chain.get_mut(depth) {
+            *slot = i;
+        }
+        depth += 1;
+        ttl = ttl.min(a.ttl);
+        head = a.name;
+    }
+    let mut names = Vec::with_capacity(depth + 1);
+    for &i in chain.iter().take(depth).rev() {
+        if let Some(a) = answers.get(i) {
+            let n = a.name.to_lowercase_string();
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let owner = ans.name.to_lowercase_string();
+    if !names.contains(&owner) {
+        names.push(owner);
+    }
+    (names, ttl)
 }
 
 #[cfg(test)]

@@ -236,6 +236,48 @@ fn dns_hand_built_compressed_answer_with_aaaa() {
 }
 
 #[test]
+fn dns_https_record_address_hints() {
+    // meet.example CNAME svc.example; svc.example HTTPS 1 . alpn=h3
+    // ipv4hint=192.0.2.1,192.0.2.2 ipv6hint=2001:db8::1
+    let mut m = header(3, 0x8180, 1, 2);
+    push_name(&mut m, "meet.example");
+    m.extend_from_slice(&[0, 65, 0, 1]);
+    record(
+        &mut m,
+        &[0xC0, 12],
+        rtype::CNAME,
+        30,
+        &encoded("svc.example"),
+    );
+    let svc_off = (m.len() - encoded("svc.example").len()) as u8;
+    let mut rd = vec![0, 1, 0]; // priority 1, target "."
+    rd.extend_from_slice(&[0, 1, 0, 3, 2, b'h', b'3']);
+    rd.extend_from_slice(&[0, 4, 0, 8, 192, 0, 2, 1, 192, 0, 2, 2]);
+    rd.extend_from_slice(&[0, 6, 0, 16]);
+    rd.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().expect("v6").octets());
+    record(&mut m, &[0xC0, svc_off], rtype::HTTPS, 300, &rd);
+    let p = dns::parse_message(&m).expect("parses");
+    let RData::Svcb(s) = p.answers[1].data else {
+        panic!("{:?}", p.answers[1])
+    };
+    assert_eq!(s.priority, 1);
+    assert!(s.target.is_root());
+    let r = dns::resolutions(&p);
+    let addrs: Vec<String> = r.iter().map(|x| x.addr.to_string()).collect();
+    assert_eq!(addrs, ["192.0.2.1", "192.0.2.2", "2001:db8::1"]);
+    for x in &r {
+        assert_eq!(x.names, ["meet.example", "svc.example"]);
+        assert_eq!(x.ttl, 30);
+    }
+    // A hint whose length is not a multiple of 4 is malformed.
+    let mut bad = m.clone();
+    let pos = bad.len() - rd.len() + 3 + 7 + 3; // ipv4hint length, low byte
+    assert_eq!(bad[pos], 8);
+    bad[pos] = 7;
+    assert_eq!(dns::parse_message(&bad), Err(DnsError::BadRdata));
+}
+
+#[test]
 fn dns_compression_loops_and_bad_names_are_rejected() {
     // Pointer to itself.
     let mut m = header(1, 0x8180, 1, 0);
