@@ -422,4 +422,49 @@ mod tests {
             1
         );
     }
+
+    #[test]
+    fn mutated_datagrams_never_panic() {
+        let mut seed = crate_message(
+            7,
+            vec![PacketNla::Seq(1), PacketNla::Payload(vec![0x45; 40])],
+        );
+        seed.extend(crate_message(
+            7,
+            vec![PacketNla::Mark(9), PacketNla::Payload(vec![0x60; 13])],
+        ));
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut packets = 0usize;
+        for _ in 0..50_000 {
+            let mut d = seed.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() % d.len() as u64) as usize;
+                match next() % 3 {
+                    0 => d[i] ^= 1 << (next() % 8),
+                    1 => d[i] = [0, 0xFF, 4, 0x80][(next() % 4) as usize],
+                    _ => d.truncate(i),
+                }
+                if d.is_empty() {
+                    break;
+                }
+            }
+            parse_datagram(&d, |p| {
+                packets += 1;
+                // a payload is always a sub-slice of the datagram
+                if let Some(pl) = p.payload {
+                    assert!(pl.len() <= d.len());
+                }
+            });
+        }
+        assert!(
+            packets > 10_000,
+            "mutations should mostly keep messages parseable: {packets}"
+        );
+    }
 }
