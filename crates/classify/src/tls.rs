@@ -687,6 +687,8 @@ impl Reassembler {
 pub struct HelloAssembler {
     isn: u32,
     inner: Reassembler,
+    /// Lower bound of contiguous bytes needed before parsing again.
+    next_need: usize,
 }
 
 impl HelloAssembler {
@@ -706,6 +708,7 @@ impl HelloAssembler {
         HelloAssembler {
             isn,
             inner: Reassembler::new(cap.min(ASSEMBLER_CAP)),
+            next_need: 0,
         }
     }
 
@@ -729,6 +732,26 @@ impl HelloAssembler {
     /// Shortcut: [`parse_client_hello`] over the contiguous bytes.
     pub fn client_hello(&self) -> HelloParse<'_> {
         parse_client_hello(self.contiguous())
+    }
+
+    /// Like [`HelloAssembler::client_hello`], but does not parse again until
+    /// the contiguous bytes reach the last `NeedMore` bound: call it after
+    /// every segment without re-parsing (and, for a hello spread over many
+    /// records, re-copying) the prefix each time. `NotTls` is returned as
+    /// soon as the first bytes rule TLS out.
+    pub fn poll(&mut self) -> HelloParse<'_> {
+        let have = self.inner.contiguous().len();
+        if have < self.next_need {
+            return HelloParse::NeedMore {
+                have,
+                need: self.next_need,
+            };
+        }
+        let r = parse_client_hello(self.inner.contiguous());
+        if let HelloParse::NeedMore { need, .. } = r {
+            self.next_need = need;
+        }
+        r
     }
 }
 

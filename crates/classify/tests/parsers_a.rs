@@ -597,7 +597,7 @@ fn tls_hello_spread_over_many_records() {
         for n in 0..r.len() {
             match tls::parse_client_hello(&r[..n]) {
                 HelloParse::NeedMore { have, need } => {
-                    assert!(have == n && need > n, "chunk {chunk} n {n}")
+                    assert!(have == n && need > n && need <= r.len(), "chunk {chunk} n {n}")
                 }
                 other => panic!("chunk {chunk} prefix {n}: {other:?}"),
             }
@@ -658,6 +658,29 @@ fn tls_one_byte_segments_shuffled_with_duplicates() {
         sni_of(&asm.client_hello()).as_deref(),
         Some("teams.microsoft.com")
     );
+    // poll() after every segment of a many-record hello gives the same
+    // answers as parsing every time, and the same final hello.
+    let r = reframe(&s, 3);
+    let mut a = HelloAssembler::new(5);
+    let mut b = HelloAssembler::new(5);
+    let mut polled_hello = false;
+    for (i, chunk) in r.chunks(7).enumerate() {
+        a.push(5 + 7 * i as u32, chunk);
+        b.push(5 + 7 * i as u32, chunk);
+        let full = b.client_hello();
+        match a.poll() {
+            HelloParse::Hello(h) => {
+                polled_hello = true;
+                assert_eq!(full, HelloParse::Hello(h));
+            }
+            HelloParse::NeedMore { have, need } => {
+                assert!(matches!(full, HelloParse::NeedMore { .. }));
+                assert!(need > have);
+            }
+            HelloParse::NotTls => panic!("NotTls"),
+        }
+    }
+    assert!(polled_hello);
     assert!(!asm.overflowed());
 }
 
