@@ -930,6 +930,28 @@ impl Nft {
                     def.name,
                     def.range_count()
                 ));
+            } else if def.interval {
+                // Same count: compare the range starts themselves.
+                let mut have: Vec<&[u8]> = elems
+                    .iter()
+                    .filter(|e| e.flags & end == 0)
+                    .map(|e| e.key.as_slice())
+                    .collect();
+                have.sort_unstable();
+                let mut want: Vec<Vec<u8>> = def.v4.iter().map(|r| be_bytes_v4(r.0)).collect();
+                want.extend(def.v6.iter().map(|r| be_bytes_v6(r.0)));
+                want.sort_unstable();
+                let differ = have
+                    .iter()
+                    .zip(&want)
+                    .filter(|(h, w)| **h != w.as_slice())
+                    .count();
+                if differ > 0 {
+                    rep.problems.push(format!(
+                        "set {} differs from the intent in {differ} range starts",
+                        def.name
+                    ));
+                }
             }
         }
         for (n, _) in &sets {

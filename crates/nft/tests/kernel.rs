@@ -1,6 +1,7 @@
 //! Real-kernel tests in throw-away network namespaces (client -> gw -> srv).
-//! The ruleset is applied inside the gateway namespace by the `apply` example
-//! (`ip netns exec GW apply ...`), traffic is made by the `probe` example.
+//! The ruleset is applied inside the gateway namespace by the crate's
+//! `gf-nft-apply` helper binary (`ip netns exec GW gf-nft-apply ...`), traffic
+//! is made by `gf-nft-probe`; cargo builds both before this test runs.
 //! Needs root; skips with a printed line otherwise.
 
 use geofence_testkit::netns::{require_root, Topology, CLIENT_V4, SRV_V4, SRV_V6};
@@ -18,18 +19,6 @@ struct Env {
     apply: String,
     probe: String,
     dir: PathBuf,
-}
-
-fn example(name: &str) -> String {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join("examples").join(name);
-    assert!(
-        p.exists(),
-        "{} missing: run `cargo test -p geofence-nft` (it builds the examples) or `cargo build -p geofence-nft --examples`",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
 }
 
 fn setup(tag: &str) -> Option<Env> {
@@ -51,8 +40,8 @@ fn setup(tag: &str) -> Option<Env> {
     std::fs::create_dir_all(&dir).expect("tmp dir");
     Some(Env {
         t,
-        apply: example("apply"),
-        probe: example("probe"),
+        apply: env!("CARGO_BIN_EXE_gf-nft-apply").to_string(),
+        probe: env!("CARGO_BIN_EXE_gf-nft-probe").to_string(),
         dir,
     })
 }
@@ -542,6 +531,43 @@ fn g_display_script_loads_with_nft_and_matches() {
         "{out}"
     );
     assert!(out.contains("chain forward has"), "{out}");
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    // Same number of ranges but a different one is detected too.
+    env.t
+        .ok(
+            gw,
+            &[
+                "nft",
+                "delete",
+                "element",
+                "inet",
+                "geofence",
+                "r0_dst_v4",
+                "{ 203.0.113.10 }",
+            ],
+        )
+        .expect("del");
+    env.t
+        .ok(
+            gw,
+            &[
+                "nft",
+                "add",
+                "element",
+                "inet",
+                "geofence",
+                "r0_dst_v4",
+                "{ 203.0.113.11 }",
+            ],
+        )
+        .expect("add");
+    let (code, out) = env.gw(&["verify", &spec]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("r0_dst_v4 differs from the intent in 1 range starts"),
+        "{out}"
+    );
     let (code, out) = env.gw(&["apply", &spec]);
     assert_eq!(code, 0, "{out}");
     let listing = env

@@ -1,12 +1,13 @@
-//! Tiny traffic tool for the namespace tests (no socat/ncat needed).
+//! `gf-nft-probe`: tiny traffic tool for the namespace tests (no socat/ncat
+//! needed). Not installed with the daemon.
 //!
 //! ```text
-//! probe tcp-server ADDR:PORT SECS          accept + echo lines for SECS seconds
-//! probe udp-server ADDR:PORT SECS          echo datagrams; prints "received N" at the end
-//! probe tcp-connect ADDR:PORT TIMEOUT_MS   prints ok | refused | timeout | error:..
-//! probe tcp-hold ADDR:PORT SECS            connect, exchange a line every 50 ms;
+//! gf-nft-probe tcp-server ADDR:PORT SECS          accept + echo lines for SECS seconds
+//! gf-nft-probe udp-server ADDR:PORT SECS          echo datagrams; prints "received N" at the end
+//! gf-nft-probe tcp-connect ADDR:PORT TIMEOUT_MS   prints ok | refused | timeout | error:..
+//! gf-nft-probe tcp-hold ADDR:PORT SECS            connect, exchange a line every 50 ms;
 //!                                          prints "ok N" or "cut N after_ms M"
-//! probe udp-send ADDR:PORT COUNT GAP_MS    prints "sent N replies M"
+//! gf-nft-probe udp-send ADDR:PORT COUNT GAP_MS    prints "sent N replies M"
 //! ```
 //! Exit status: 0 = ok, 2 = refused, 3 = timeout/cut, 1 = usage or other error.
 

@@ -1,16 +1,17 @@
-//! Command-line driver of the enforcement stage, used by the namespace tests
-//! (run inside a namespace with `ip netns exec NS apply ...`).
+//! `gf-nft-apply`: command-line driver of the enforcement stage, used by the
+//! namespace tests and the docs (run inside a namespace with
+//! `ip netns exec NS gf-nft-apply ...`). Not installed with the daemon.
 //!
 //! ```text
-//! apply render SPEC.json                 print the `nft -f` script
-//! apply apply SPEC.json                  atomic replace, keeping dynamic elements; prints the report
-//! apply apply-n SPEC_A SPEC_B N [replace] N alternating applies (in place, or full replace)
-//! apply verify SPEC.json                 exit 0 if the kernel matches the spec
-//! apply add-dyn RULE SRC|- DST MS        add (or refresh) one dynamic element
-//! apply list-dyn                         print dynamic elements
-//! apply counters                         print per-rule counters
-//! apply delete                           delete the table
-//! apply kill-ct SRC|- DST                delete conntrack entries SRC (or any) -> DST
+//! gf-nft-apply render SPEC.json                 print the `nft -f` script
+//! gf-nft-apply apply SPEC.json                  atomic in-place update (dynamic elements kept); prints the report
+//! gf-nft-apply apply-n SPEC_A SPEC_B N [replace] N alternating applies (in place, or full replace)
+//! gf-nft-apply verify SPEC.json                 exit 0 if the kernel matches the spec
+//! gf-nft-apply add-dyn RULE SRC|- DST MS        add (or refresh) one dynamic element
+//! gf-nft-apply list-dyn                         print dynamic elements
+//! gf-nft-apply counters                         print per-rule counters
+//! gf-nft-apply delete                           delete the table
+//! gf-nft-apply kill-ct SRC|- DST                delete conntrack entries SRC (or any) -> DST
 //! ```
 //! SPEC.json: `{"table": "geofence", "hook": "forward", "priority": -5,
 //! "enforce": true, "nflog": null, "rules": [{"index": 0, "name": "...",
