@@ -610,7 +610,10 @@ pub fn gquic_client_hello(d: &[u8]) -> Option<GquicHello<'_>> {
             return None;
         }
         // Values may run past this datagram (PAD): only read what is here.
-        let value = d.get(values + prev_end..values + end);
+        let value = values
+            .checked_add(prev_end)
+            .zip(values.checked_add(end))
+            .and_then(|(a, b)| d.get(a..b));
         match (tag, value) {
             (b"SNI\0", Some(v)) => hello.sni = tls::validate_hostname(v),
             (b"UAID", Some(v)) if v.iter().all(|b| (0x20..=0x7E).contains(b)) => {
