@@ -19,6 +19,25 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 
+const ACCT: &str = "/proc/sys/net/netfilter/nf_conntrack_acct";
+
+/// Makes sure `net.netfilter.nf_conntrack_acct=1` in the current network
+/// namespace: without it `ct original packets` reads 0 and the NFLOG rule
+/// logs every packet (platform notes §3). Returns `true` if it had to be
+/// switched on. Applies to conntrack entries created afterwards.
+pub fn ensure_conntrack_acct() -> Result<bool, NftError> {
+    let cur = std::fs::read_to_string(ACCT).map_err(|e| {
+        NftError::Conntrack(format!(
+            "{ACCT}: {e} (is nf_conntrack loaded? apply the ruleset first)"
+        ))
+    })?;
+    if cur.trim() == "1" {
+        return Ok(false);
+    }
+    std::fs::write(ACCT, "1").map_err(|e| NftError::Conntrack(format!("{ACCT}: {e}")))?;
+    Ok(true)
+}
+
 fn header(ty: u16, flags: u16, seq: u32, family: u8, payload: &[u8]) -> Vec<u8> {
     let len = 16 + 4 + payload.len();
     let mut m = Vec::with_capacity(len);

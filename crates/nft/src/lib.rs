@@ -27,7 +27,7 @@ pub mod model;
 pub mod render;
 
 pub use apply::{ApplyReport, Nft, NftError, RuleCounter, VerifyReport};
-pub use conntrack::{kill_conntrack, kill_conntrack_to};
+pub use conntrack::{ensure_conntrack_acct, kill_conntrack, kill_conntrack_to};
 pub use model::{
     DynElement, Hook, NflogSpec, RuleSpec, RulesetSpec, Transport, Verdict, DEFAULT_PRIORITY,
 };

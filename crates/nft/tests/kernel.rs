@@ -4,7 +4,7 @@
 //! is made by `gf-nft-probe`; cargo builds both before this test runs.
 //! Needs root; skips with a printed line otherwise.
 
-use geofence_testkit::netns::{require_root, Topology, CLIENT_V4, SRV_V4, SRV_V6};
+use geofence_testkit::netns::{require_root, Topology, CLIENT_V4, CLIENT_V6, SRV_V4, SRV_V6};
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::Child;
@@ -301,7 +301,69 @@ fn b_dynamic_pair_element_cuts_established_flow_and_expires() {
         .expect("listed");
     assert!(ms > 2000, "timeout was not refreshed: {list}");
     assert_eq!(env.connect(SRV_V6[1], 8081, 1500), "refused");
+    // Per-client IPv6 pair (saddr . daddr, 32-byte concatenated key).
+    let (code, out) = env.gw(&["add-dyn", "0", CLIENT_V6, SRV_V6[0], "5000"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(env.connect(SRV_V6[0], 8081, 1500), "refused");
+    let (_, list) = env.gw(&["list-dyn"]);
+    assert!(
+        list.contains(&format!("r0 {CLIENT_V6} {}", SRV_V6[0])),
+        "{list}"
+    );
+    // The pair blocks only that server for that client: its IPv4 is untouched.
+    assert_eq!(env.connect(SRV_V4[0], 8081, 1500), "ok");
     drop_child(srv);
+}
+
+#[test]
+fn h_host_mode_output_hook_and_port_rules() {
+    let _g = lock();
+    let Some(env) = setup("h") else { return };
+    let srv = env.server(&["tcp-server", "[::]:8084", "20"]);
+    let srv2 = env.server(&["tcp-server", "[::]:8085", "20"]);
+    // Host mode: the client itself runs the ruleset (hook output) and only
+    // TCP port 8084 to .10 / ::10 is blocked.
+    let spec = env.spec(
+        "host.json",
+        r#"{"table":"geofence","hook":"output","priority":-5,"enforce":true,
+            "nflog":{"group":2,"first_packets":4,"snaplen":128,"dns_answers":true},
+            "rules":[{"index":3,"name":"port rule","verdict":"reject","src":null,
+            "static_dst":["203.0.113.10/32","2001:db8:2::10/128"],
+            "static_ports":[["tcp",8084,8084],["udp",5000,5010]],"dynamic":false}]}"#,
+    );
+    let mut cmd = vec![env.apply.as_str(), "apply", spec.as_str()];
+    let out = env.t.stdout(&env.t.client, &cmd).expect("apply in client");
+    assert!(out.contains("ok=true"), "{out}");
+    assert_eq!(env.connect(SRV_V4[0], 8084, 1500), "refused");
+    assert_eq!(env.connect(SRV_V6[0], 8084, 1500), "refused");
+    assert_eq!(env.connect(SRV_V4[0], 8085, 1500), "ok");
+    assert_eq!(env.connect(SRV_V4[1], 8084, 1500), "ok");
+    // The gateway has no table at all: enforcement happened on the host.
+    let (_, counters) = env.gw(&["counters"]);
+    assert!(counters.trim().is_empty(), "{counters}");
+    cmd[1] = "counters";
+    cmd.truncate(2);
+    let counters = env.t.stdout(&env.t.client, &cmd).expect("counters");
+    assert!(
+        counters.lines().any(
+            |l| l.ends_with("r3/static/v4/tcp:8084-8084 port rule [tcp]") && !l.starts_with("0\t")
+        ),
+        "{counters}"
+    );
+    // `ct original packets` needs conntrack accounting in this namespace.
+    cmd[1] = "acct";
+    let out = env.t.stdout(&env.t.client, &cmd).expect("acct");
+    assert!(out.starts_with("conntrack accounting"), "{out}");
+    let v = env
+        .t
+        .stdout(
+            &env.t.client,
+            &["cat", "/proc/sys/net/netfilter/nf_conntrack_acct"],
+        )
+        .expect("cat");
+    assert_eq!(v.trim(), "1");
+    drop_child(srv);
+    drop_child(srv2);
 }
 
 /// `n` /32 ranges spread over 10.0.0.0/8 (set contents only, no traffic).

@@ -12,6 +12,7 @@
 //! gf-nft-apply counters                         print per-rule counters
 //! gf-nft-apply delete                           delete the table
 //! gf-nft-apply kill-ct SRC|- DST                delete conntrack entries SRC (or any) -> DST
+//! gf-nft-apply acct                             set net.netfilter.nf_conntrack_acct=1
 //! ```
 //! SPEC.json: `{"table": "geofence", "hook": "forward", "priority": -5,
 //! "enforce": true, "nflog": null, "rules": [{"index": 0, "name": "...",
@@ -226,6 +227,14 @@ fn run(a: &[String]) -> Result<i32, String> {
             }
             .map_err(e)?;
             println!("killed {n}");
+            Ok(0)
+        }
+        "acct" => {
+            let changed = geofence_nft::ensure_conntrack_acct().map_err(e)?;
+            println!(
+                "conntrack accounting {}",
+                if changed { "enabled" } else { "already on" }
+            );
             Ok(0)
         }
         other => Err(format!("unknown command {other}")),
