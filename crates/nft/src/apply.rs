@@ -86,7 +86,8 @@ const INET: u16 = libc::NFPROTO_INET as u16;
 const SOCK_BUF: usize = 64 << 20;
 const RECV_BUF: usize = 1 << 20;
 
-/// Handle on one nftables table (family `inet`) through netlink.
+/// Handle on one nftables table (family `inet`) through netlink. Blocking
+/// I/O: use it from a dedicated thread or `spawn_blocking` (it is `Send`).
 pub struct Nft {
     sock: Sock,
     table: String,
@@ -1123,6 +1124,13 @@ impl Nft {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nft_handle_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Nft>();
+        assert_send::<NftError>();
+    }
 
     #[test]
     fn dyn_set_names_parse() {

@@ -26,6 +26,8 @@
 //!   an 8-byte aligned buffer whose length was checked against `nlmsg_len`,
 //!   then handed to `nftnl_*_nlmsg_parse`, which validates attributes itself.
 //!   Returned strings/data pointers are copied out before the object is freed.
+//! * **`Send` for [`Sock`]**: the libmnl socket is an fd plus an address, with
+//!   no thread-affine state, so an `Nft` may move to a worker thread.
 //! * **Socket options and `sendmsg`** ([`Sock`]): plain syscalls on a valid
 //!   netlink fd owned by `mnl::Socket`, with pointers to locals that outlive
 //!   the call; the iovec array points into the batch pages, which outlive the
@@ -598,6 +600,11 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
 pub(crate) struct Sock {
     pub mnl: mnl::Socket,
 }
+
+// SAFETY: a `mnl_socket` is a file descriptor plus its bound address, with
+// no thread-affine state; `Sock` has no interior sharing, so moving it to
+// another thread (not sharing it: no `Sync`) is sound.
+unsafe impl Send for Sock {}
 
 impl Sock {
     pub fn open(buf_bytes: usize) -> io::Result<Sock> {
