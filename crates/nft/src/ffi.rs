@@ -614,7 +614,7 @@ impl Sock {
         s.setsockopt_int(libc::SO_SNDBUFFORCE, size)?;
         s.setsockopt_int(libc::SO_RCVBUFFORCE, size)?;
         let tv = libc::timeval {
-            tv_sec: 10,
+            tv_sec: 60,
             tv_usec: 0,
         };
         // SAFETY: valid fd; tv is a local that outlives the call; size matches.
