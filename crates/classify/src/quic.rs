@@ -24,6 +24,7 @@ use crate::tls::{self, HelloParse, Reassembler};
 use ring::{aead, hkdf};
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -232,12 +233,23 @@ struct Keys {
 
 impl Keys {
     fn derive(version: u32, dcid: &[u8]) -> Result<Keys, QuicError> {
-        let (salt, lk, li, lh): (&[u8], &[u8], &[u8], &[u8]) = if version == VERSION_2 {
-            (&SALT_V2, b"quicv2 key", b"quicv2 iv", b"quicv2 hp")
+        let (lk, li, lh): (&[u8], &[u8], &[u8]) = if version == VERSION_2 {
+            (b"quicv2 key", b"quicv2 iv", b"quicv2 hp")
         } else {
-            (&SALT_V1, b"quic key", b"quic iv", b"quic hp")
+            (b"quic key", b"quic iv", b"quic hp")
         };
-        let initial = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(dcid);
+        // The HMAC key schedule of the two fixed salts is computed once.
+        static SALTS: OnceLock<[hkdf::Salt; 2]> = OnceLock::new();
+        let salts = SALTS.get_or_init(|| {
+            [
+                hkdf::Salt::new(hkdf::HKDF_SHA256, &SALT_V1),
+                hkdf::Salt::new(hkdf::HKDF_SHA256, &SALT_V2),
+            ]
+        });
+        let initial = match (version == VERSION_2, salts) {
+            (false, [v1, _]) => v1.extract(dcid),
+            (true, [_, v2]) => v2.extract(dcid),
+        };
         let mut client_secret = [0u8; 32];
         expand_label(&initial, b"client in", &mut client_secret)?;
         let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, &client_secret);
