@@ -160,6 +160,9 @@ pub fn replay_file(
         let pkt = match reader.next_packet() {
             Ok(Some(p)) => p,
             Ok(None) => break,
+            // A capture cut off in the middle of a record (a capture tool
+            // killed mid-write): keep what was read.
+            Err(geofence_decode::DecodeError::Truncated(_)) => break,
             Err(source) => {
                 return Err(ReplayError::Read {
                     path: path.display().to_string(),

@@ -1,0 +1,382 @@
+//! `geofencectl` as an admin runs it: `check`, `replay` and `explain` on
+//! files the tests write themselves (a capture, a database, policies).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use geofence_testkit::mmdb::geoip2_country;
+use geofence_testkit::pcap::{tcp_v4, udp_v4, udp_v6, PcapLink, PcapWriter, TcpFlags};
+
+const BIN: &str = env!("CARGO_BIN_EXE_geofencectl");
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("geofencectl runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn policy(dir: &Path) -> PathBuf {
+    geoip2_country(&[
+        ("203.0.113.0/24", "CN", None),
+        ("198.51.100.0/24", "DE", None),
+        ("2001:db8:c::/48", "CN", None),
+    ])
+    .write(&dir.join("geo.mmdb"))
+    .expect("mmdb");
+    let p = dir.join("policy.toml");
+    std::fs::write(
+        &p,
+        r#"[geoip]
+databases = ["geo.mmdb"]
+
+[signatures]
+dirs = []
+
+[jurisdictions]
+prc = ["CN"]
+
+[[rule]]
+name = "no-conferencing-to-prc"
+apps = ["conferencing"]
+to = ["prc"]
+action = "block"
+"#,
+    )
+    .expect("policy");
+    p
+}
+
+#[test]
+fn check_accepts_every_shipped_config() {
+    let mut files = vec![repo().join("config/geofence.toml")];
+    for e in std::fs::read_dir(repo().join("config/examples")).expect("examples") {
+        files.push(e.expect("entry").path());
+    }
+    for f in files {
+        let (code, out, err) = run(&["check", "--config", &f.to_string_lossy()]);
+        assert_eq!(code, 0, "{}: {out}{err}", f.display());
+        assert!(out.contains("valid"), "{out}");
+    }
+}
+
+#[test]
+fn check_rejects_broken_config_with_position_and_exit_78() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        "[geoip]\ndatabases = []\n\n[[rule]]\nname = \"x\"\nto = [\"any\"]\naction = \"blok\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["check", "--config", &p.to_string_lossy()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains(&format!("{}:7:10", p.display())),
+        "file:line:col expected: {err}"
+    );
+    assert!(err.contains("blok"), "{err}");
+
+    std::fs::write(
+        &p,
+        "[geoip]\ndatabases = []\n[jurisdictions]\nprc = [\"CN\", \"Germany\"]\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["check", "--config", &p.to_string_lossy()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains(":4:14"), "points at the bad code: {err}");
+}
+
+fn dns_answer(name: &str, a: Option<Ipv4Addr>, aaaa: Option<Ipv6Addr>) -> Vec<u8> {
+    let mut m = vec![0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut an = 0u16;
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&[0, if a.is_some() { 1 } else { 28 }, 0, 1]);
+    if let Some(ip) = a {
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend_from_slice(&ip.octets());
+        an += 1;
+    }
+    if let Some(ip) = aaaa {
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+        m.extend_from_slice(&ip.octets());
+        an += 1;
+    }
+    m[6..8].copy_from_slice(&an.to_be_bytes());
+    m
+}
+
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
+    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend_from_slice(name);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// A capture the test writes: a DNS answer for a Zoom name, then a TCP
+/// connection to that address, a Teams TLS connection to DE, a Zoom UDP
+/// media flow and an IPv6 DNS exchange.
+fn capture(path: &Path) {
+    let f = std::fs::File::create(path).expect("pcap");
+    let mut w = PcapWriter::new(f, PcapLink::Ethernet).expect("writer");
+    let client: Ipv4Addr = "10.1.2.3".parse().expect("ip");
+    let resolver: Ipv4Addr = "198.51.100.53".parse().expect("ip");
+    let zoom: Ipv4Addr = "203.0.113.10".parse().expect("ip");
+    let teams: Ipv4Addr = "198.51.100.7".parse().expect("ip");
+    let mut t = 1_700_000_000_000_000_000u64;
+    let mut put = |frame: Vec<u8>| {
+        t += 1_000_000;
+        w.write_packet(t, &frame).expect("write");
+    };
+    put(udp_v4(
+        client,
+        40000,
+        resolver,
+        53,
+        &[0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+    ));
+    put(udp_v4(
+        resolver,
+        53,
+        client,
+        40000,
+        &dns_answer("zoom.us", Some(zoom), None),
+    ));
+    put(tcp_v4(client, 50000, zoom, 443, 1, TcpFlags::SYN, &[]));
+    put(tcp_v4(zoom, 443, client, 50000, 9, TcpFlags::SYN_ACK, &[]));
+    put(tcp_v4(client, 50001, teams, 443, 1, TcpFlags::SYN, &[]));
+    put(tcp_v4(teams, 443, client, 50001, 9, TcpFlags::SYN_ACK, &[]));
+    put(tcp_v4(
+        client,
+        50001,
+        teams,
+        443,
+        2,
+        TcpFlags::ACK,
+        &client_hello("teams.microsoft.com"),
+    ));
+    let mut sfu = vec![0x01, 0x00, 0x03];
+    sfu.extend_from_slice(&[0; 40]);
+    put(udp_v4(
+        client,
+        52000,
+        "203.0.113.99".parse().expect("ip"),
+        8801,
+        &sfu,
+    ));
+    let c6: Ipv6Addr = "2001:db8:1::2".parse().expect("ip");
+    let r6: Ipv6Addr = "2001:db8:1::53".parse().expect("ip");
+    put(udp_v6(
+        r6,
+        53,
+        c6,
+        40001,
+        &dns_answer("zoom.us", None, Some("2001:db8:c::10".parse().expect("ip"))),
+    ));
+}
+
+#[test]
+fn replay_prints_one_record_per_flow_and_decides() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    let cap = dir.path().join("small.pcap");
+    capture(&cap);
+    let (code, out, err) = run(&[
+        "replay",
+        "--config",
+        &p.to_string_lossy(),
+        "--json",
+        &cap.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let recs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(recs.len(), 5, "{out}");
+    for r in &recs {
+        for k in [
+            "pcap",
+            "proto",
+            "src_ip",
+            "src_port",
+            "dest_ip",
+            "dest_port",
+            "app",
+            "method",
+            "host",
+            "country",
+            "registered_country",
+            "asn",
+            "jurisdiction",
+            "action",
+            "rule",
+            "packets",
+            "bytes",
+        ] {
+            assert!(r.get(k).is_some(), "field {k} missing in {r}");
+        }
+        assert_eq!(r["pcap"], "small.pcap");
+    }
+    let find = |port: u64| recs.iter().find(|r| r["dest_port"] == port).expect("flow");
+    let dns = find(53);
+    assert!(dns["app"].is_null(), "a DNS flow is never labelled: {dns}");
+    let z = find(443);
+    let z = if z["dest_ip"] == "203.0.113.10" {
+        z
+    } else {
+        recs.iter()
+            .find(|r| r["dest_ip"] == "203.0.113.10")
+            .expect("zoom")
+    };
+    assert_eq!(z["app"], "zoom");
+    assert_eq!(z["method"], "dns");
+    assert_eq!(z["host"], "zoom.us");
+    assert_eq!(z["country"], "CN");
+    assert_eq!(z["jurisdiction"], "prc");
+    assert_eq!(z["action"], "block");
+    assert_eq!(z["rule"], "no-conferencing-to-prc");
+    assert_eq!(z["src_ip"], "10.1.2.3", "initiator from the SYN");
+    let t = recs
+        .iter()
+        .find(|r| r["dest_ip"] == "198.51.100.7")
+        .expect("teams");
+    assert_eq!(t["app"], "teams");
+    assert_eq!(t["method"], "tls-sni");
+    assert_eq!(t["host"], "teams.microsoft.com");
+    assert_eq!(t["action"], "allow", "DE is allowed");
+    let m = find(8801);
+    assert_eq!(m["app"], "zoom");
+    assert_eq!(m["method"], "payload");
+    assert_eq!(m["action"], "block");
+
+    // Plain output is a table with a header.
+    let (code, out, _) = run(&[
+        "replay",
+        "--config",
+        &p.to_string_lossy(),
+        &cap.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("proto"), "{out}");
+    assert!(out.contains("zoom.us"));
+
+    // A missing capture is an error naming the file, exit 65.
+    let (code, _, err) = run(&[
+        "replay",
+        "--config",
+        &p.to_string_lossy(),
+        "/nonexistent.pcap",
+    ]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("/nonexistent.pcap"), "{err}");
+}
+
+#[test]
+fn explain_answers_for_ipv4_and_ipv6() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    let (code, out, err) = run(&[
+        "explain",
+        "--config",
+        &p.to_string_lossy(),
+        "203.0.113.10",
+        "--host",
+        "zoom.us",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("location CN"), "{out}");
+    assert!(out.contains("by location: prc"), "{out}");
+    assert!(out.contains("app          zoom"), "{out}");
+    assert!(out.contains("no-conferencing-to-prc"), "{out}");
+    assert!(out.to_lowercase().contains("block"), "{out}");
+
+    let (code, out, _) = run(&[
+        "explain",
+        "--config",
+        &p.to_string_lossy(),
+        "2001:db8:c::1",
+        "--app",
+        "teams",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("location CN"), "{out}");
+    assert!(out.contains("block"), "{out}");
+
+    let (code, out, _) = run(&[
+        "explain",
+        "--config",
+        &p.to_string_lossy(),
+        "198.51.100.7",
+        "--host",
+        "zoom.us",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("location DE"), "{out}");
+    assert!(out.contains("allow"), "{out}");
+
+    // Private addresses are never in a foreign jurisdiction.
+    let (_, out, _) = run(&[
+        "explain",
+        "--config",
+        &p.to_string_lossy(),
+        "10.0.0.1",
+        "--host",
+        "zoom.us",
+    ]);
+    assert!(out.contains("by location: none"), "{out}");
+}
+
+#[test]
+fn explain_against_the_real_database() {
+    let shared = repo().join("../shared/geo/geo-whois-asn-country.mmdb");
+    if !shared.exists() {
+        println!("skipping: ../shared/geo/geo-whois-asn-country.mmdb not present");
+        return;
+    }
+    let cfg = repo().join("config/geofence.toml");
+    for addr in ["114.114.114.114", "240e::1"] {
+        let (code, out, err) = run(&[
+            "explain",
+            "--config",
+            &cfg.to_string_lossy(),
+            "--geoip",
+            &shared.to_string_lossy(),
+            addr,
+            "--host",
+            "zoom.us",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("location CN"), "{addr}: {out}");
+        assert!(out.contains("block"), "{addr}: {out}");
+    }
+}

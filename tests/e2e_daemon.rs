@@ -1,0 +1,404 @@
+//! End to end on a real kernel: a client, the gateway running `geofenced`,
+//! and servers, in network namespaces joined by veth pairs; real programs
+//! send real DNS, TLS-over-TCP and UDP traffic, and the test asserts what
+//! passes and what is stopped.
+//!
+//! Geography comes from a database the test writes: 203.0.113.10-13 and
+//! 2001:db8:2::10-13 are in CN, .20/::20 in DE, .30/::30 in RU. Policy: no
+//! conferencing to CN (reject), nothing at all to RU (drop).
+//!
+//! Needs root; skips with a message otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use geofence_testkit::mmdb::geoip2_country;
+use geofence_testkit::netns::{require_root, Topology};
+use geofence_tests::{workspace_bin, Reaped};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
+
+struct Env {
+    t: Topology,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Env {
+    fn probe(&self, ns: &str, args: &[&str]) -> (i32, String) {
+        let mut cmd = vec![PROBE];
+        cmd.extend_from_slice(args);
+        let o = self.t.exec(ns, &cmd).expect("probe runs");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+    }
+
+    fn spawn(&self, ns: &str, args: &[&str]) -> Reaped {
+        let mut cmd = vec![PROBE];
+        cmd.extend_from_slice(args);
+        let mut c = self.t.spawn(ns, &cmd).expect("spawn probe");
+        // Wait for "listening".
+        if let Some(out) = c.stdout.as_mut() {
+            use std::io::Read;
+            let mut b = [0u8; 10];
+            let _ = out.read(&mut b);
+        }
+        Reaped::new(c)
+    }
+
+    fn daemon(&self) -> Reaped {
+        let bin = workspace_bin("geofenced");
+        assert!(bin.exists(), "geofenced not built at {}", bin.display());
+        let b = bin.to_string_lossy().to_string();
+        let cfg = self.config.to_string_lossy().to_string();
+        let c = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.t.gw,
+                &b,
+                "--config",
+                &cfg,
+                "--log-format",
+                "text",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("daemon.log")).expect("log file"))
+            .spawn()
+            .expect("start geofenced");
+        Reaped::new(c)
+    }
+
+    fn alerts(&self) -> String {
+        std::fs::read_to_string(self.dir.join("alerts.jsonl")).unwrap_or_default()
+    }
+
+    /// Waits until the daemon has written `needle` `count` times in its alerts.
+    fn wait_alert(&self, needle: &str, count: usize) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if self.alerts().matches(needle).count() >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default();
+        panic!(
+            "no alert {needle:?} (x{count}) within 20 s\nalerts:\n{}\ndaemon log:\n{log}",
+            self.alerts()
+        );
+    }
+
+    fn table_present(&self) -> bool {
+        self.t
+            .exec(&self.t.gw, &["nft", "list", "table", "inet", "geofence"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+}
+
+fn config_text(dir: &Path, extra_rule: bool) -> String {
+    let d = dir.display();
+    let extra = if extra_rule {
+        "\n[[rule]]\nname = \"alert-meet-anywhere\"\napps = [\"meet\"]\nto = [\"any\"]\naction = \"alert\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+[daemon]
+mode = "gateway"
+enforce = true
+capture = "nflog"
+nflog_group = 17
+alert_log = "{d}/alerts.jsonl"
+state_dir = "{d}/state"
+dns_ttl_floor_secs = 300
+dynamic_timeout_secs = 600
+
+[geoip]
+databases = ["{d}/geo.mmdb"]
+
+[signatures]
+dirs = []
+
+[jurisdictions]
+prc = ["CN"]
+russia = ["RU"]
+
+[[rule]]
+name = "no-conferencing-to-prc"
+apps = ["conferencing"]
+to = ["prc"]
+action = "block"
+verdict = "reject"
+
+[[rule]]
+name = "nothing-to-russia"
+to = ["russia"]
+action = "block"
+verdict = "drop"
+{extra}
+[default]
+action = "allow"
+"#
+    )
+}
+
+fn setup() -> Option<Env> {
+    if !require_root() {
+        return None;
+    }
+    let t = Topology::new("gfe").expect("namespaces");
+    for a in ["203.0.113.11/24", "203.0.113.12/24", "203.0.113.30/24"] {
+        t.ok(&t.srv, &["ip", "addr", "add", a, "dev", "s0"])
+            .expect("addr");
+    }
+    for a in [
+        "2001:db8:2::11/64",
+        "2001:db8:2::12/64",
+        "2001:db8:2::30/64",
+    ] {
+        t.ok(
+            &t.srv,
+            &["ip", "-6", "addr", "add", a, "dev", "s0", "nodad"],
+        )
+        .expect("addr6");
+    }
+    let dir = std::env::temp_dir().join(format!("gf-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    geoip2_country(&[
+        ("203.0.113.8/29", "CN", None),
+        ("203.0.113.20/32", "DE", None),
+        ("203.0.113.30/32", "RU", None),
+        ("2001:db8:2::8/125", "CN", None),
+        ("2001:db8:2::20/128", "DE", None),
+        ("2001:db8:2::30/128", "RU", None),
+    ])
+    .write(&dir.join("geo.mmdb"))
+    .expect("mmdb");
+    let config = dir.join("geofence.toml");
+    std::fs::write(&config, config_text(&dir, false)).expect("config");
+    Some(Env { t, dir, config })
+}
+
+#[test]
+fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
+    let Some(env) = setup() else { return };
+    let srv = env.t.srv.clone();
+    let cli = env.t.client.clone();
+    let _servers: Vec<Reaped> = [
+        "203.0.113.10:443",
+        "203.0.113.11:443",
+        "203.0.113.20:443",
+        "203.0.113.30:443",
+        "[2001:db8:2::10]:443",
+        "[2001:db8:2::11]:443",
+        "[2001:db8:2::20]:443",
+    ]
+    .iter()
+    .map(|a| env.spawn(&srv, &["tcp-server", a, "120"]))
+    .collect();
+    let _dns = env.spawn(
+        &srv,
+        &[
+            "dns-server",
+            "203.0.113.20:53",
+            "120",
+            "meeting.zoom.us=203.0.113.11",
+            "meeting.zoom.us=2001:db8:2::11",
+        ],
+    );
+
+    let daemon = env.daemon();
+    env.wait_alert("geofenced started", 1);
+    assert!(env.table_present(), "table inet geofence installed");
+
+    // Per-app scope: a non-conferencing TLS connection to the CN server works.
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.10:443", "www.example.org", "5"],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ok 5"),
+        "non-conferencing TLS to a CN server must pass"
+    );
+    // Conferencing to an allowed jurisdiction works.
+    let (code, out) = env.probe(&cli, &["tls-client", "203.0.113.20:443", "zoom.us", "5"]);
+    assert_eq!((code, out.as_str()), (0, "ok 5"), "zoom to DE must pass");
+    // Conferencing SNI to the CN server: cut right after the ClientHello.
+    let (code, out) = env.probe(&cli, &["tls-client", "203.0.113.10:443", "zoom.us", "5"]);
+    assert_eq!(code, 3, "zoom TLS to CN must be cut: {out}");
+    assert!(
+        out.starts_with("cut 0") || out.starts_with("cut 1"),
+        "cut at once: {out}"
+    );
+    // IPv6 parity.
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "[2001:db8:2::20]:443", "zoom.us", "5"],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ok 5"),
+        "zoom to DE over IPv6 must pass"
+    );
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "[2001:db8:2::10]:443", "zoom.us", "5"],
+    );
+    assert_eq!(code, 3, "zoom TLS to CN over IPv6 must be cut: {out}");
+
+    // Pre-emptive: the DNS answer blocks the server before the first SYN.
+    let (_, addrs) = env.probe(
+        &cli,
+        &["dns-query", "203.0.113.20:53", "meeting.zoom.us", "a"],
+    );
+    assert_eq!(addrs, "203.0.113.11");
+    let (_, addrs6) = env.probe(
+        &cli,
+        &["dns-query", "203.0.113.20:53", "meeting.zoom.us", "aaaa"],
+    );
+    assert_eq!(addrs6, "2001:db8:2::11");
+    env.wait_alert("\"event\":\"dns\"", 2);
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.11:443", "meeting.zoom.us", "5"],
+    );
+    assert_eq!(
+        code, 2,
+        "SYN to a DNS-learned CN zoom server must be refused at once: {out}"
+    );
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "[2001:db8:2::11]:443", "meeting.zoom.us", "5"],
+    );
+    assert_eq!(code, 2, "same over IPv6: {out}");
+
+    // Zoom-style UDP media to CN stops after the deciding packet.
+    let media = env.spawn(&srv, &["udp-server", "203.0.113.12:8801", "4"]);
+    let (_, sent) = env.probe(&cli, &["udp-send", "203.0.113.12:8801", "40", "20", "zoom"]);
+    assert_eq!(sent, "sent 40");
+    let got = media.output();
+    let n: u64 = got
+        .trim()
+        .trim_start_matches("received ")
+        .parse()
+        .unwrap_or(u64::MAX);
+    assert!(
+        (1..=2).contains(&n),
+        "zoom media to CN: expected only the deciding packet(s) to pass, got {got:?}"
+    );
+
+    // All traffic to RU is dropped by the static layer, from the first packet.
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.30:443", "www.example.org", "1"],
+    );
+    assert_eq!(code, 3, "RU must be dropped: {out}");
+    assert_eq!(
+        out, "timeout",
+        "drop means the SYN never gets an answer: {out}"
+    );
+
+    // Alerts say why.
+    let alerts = env.alerts();
+    for line in alerts.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every alert line is JSON");
+    }
+    assert!(alerts.contains("no-conferencing-to-prc"), "{alerts}");
+    assert!(alerts.contains("\"enforced_within_us\""), "{alerts}");
+
+    // Reload under traffic: 100 SIGHUPs alternating two policies while one
+    // probe sends to the statically blocked RU server and one to DE.
+    let blocked = env.spawn(&srv, &["udp-server", "203.0.113.30:9000", "9"]);
+    let allowed = env.spawn(&srv, &["udp-server", "203.0.113.20:9000", "9"]);
+    let send_blocked = Reaped::new(
+        env.t
+            .spawn(
+                &cli,
+                &[PROBE, "udp-send", "203.0.113.30:9000", "600", "10", "plain"],
+            )
+            .expect("send"),
+    );
+    let send_allowed = Reaped::new(
+        env.t
+            .spawn(
+                &cli,
+                &[PROBE, "udp-send", "203.0.113.20:9000", "600", "10", "plain"],
+            )
+            .expect("send"),
+    );
+    for i in 0..100 {
+        std::fs::write(&env.config, config_text(&env.dir, i % 2 == 0)).expect("config");
+        daemon.signal("HUP");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&env.config, config_text(&env.dir, false)).expect("config");
+    let sent_b = send_blocked.output();
+    let sent_a = send_allowed.output();
+    let got_b = blocked.output();
+    let got_a = allowed.output();
+    assert_eq!(sent_b.trim(), "sent 600");
+    assert_eq!(
+        got_b.trim(),
+        "received 0",
+        "no packet to the blocked server during 100 reloads"
+    );
+    assert_eq!(
+        got_a.trim(),
+        format!("received {}", sent_a.trim().trim_start_matches("sent ")),
+        "the allowed probe loses nothing"
+    );
+    let reloads = env.alerts().matches("policy reloaded").count();
+    assert!(reloads >= 50, "reloads were applied ({reloads})");
+
+    // Self-healing: delete the table behind the daemon's back.
+    env.t
+        .ok(&env.t.gw, &["nft", "delete", "table", "inet", "geofence"])
+        .expect("delete table");
+    env.wait_alert("\"event\":\"tamper\"", 1);
+    assert!(env.table_present(), "table restored");
+    let (code, _) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.11:443", "meeting.zoom.us", "1"],
+    );
+    assert_eq!(code, 2, "dynamic blocks restored with the table");
+
+    // kill -9: the kernel keeps enforcing (fail closed).
+    daemon.signal("KILL");
+    drop(daemon);
+    assert!(env.table_present(), "table survives the daemon's death");
+    let (code, _) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.11:443", "meeting.zoom.us", "1"],
+    );
+    assert_eq!(code, 2, "still blocked with the daemon dead");
+    let (code, _) = env.probe(&cli, &["tls-client", "203.0.113.30:443", "x.example", "1"]);
+    assert_eq!(code, 3, "static block still in force");
+
+    // Restart after the table is gone (as after a reboot): saved dynamic
+    // blocks come back without a new DNS answer.
+    env.t
+        .ok(&env.t.gw, &["nft", "delete", "table", "inet", "geofence"])
+        .expect("delete table");
+    let daemon = env.daemon();
+    env.wait_alert("geofenced started", 2);
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.11:443", "meeting.zoom.us", "1"],
+    );
+    assert_eq!(code, 2, "restored dynamic block after restart: {out}");
+    let (code, out) = env.probe(&cli, &["tls-client", "203.0.113.20:443", "zoom.us", "2"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ok 2"),
+        "allowed traffic still flows after restart"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
