@@ -758,6 +758,9 @@ pub enum CryptoState {
     Complete,
     /// The CRYPTO stream is not a ClientHello.
     NotTls,
+    /// The ClientHello is longer than [`CRYPTO_CAP`]: it will never
+    /// complete here.
+    TooLarge,
 }
 
 /// Joins the CRYPTO frames of a client's Initial packets (possibly spread
@@ -864,6 +867,7 @@ impl CryptoAssembler {
     pub fn state(&self) -> CryptoState {
         match self.client_hello() {
             HelloParse::Hello(_) => CryptoState::Complete,
+            HelloParse::NeedMore { need, .. } if need > CRYPTO_CAP => CryptoState::TooLarge,
             HelloParse::NeedMore { have, need } => CryptoState::NeedMore { have, need },
             HelloParse::NotTls => CryptoState::NotTls,
         }

@@ -671,6 +671,10 @@ impl Reassembler {
         self.buf.get(..self.contiguous).unwrap_or(&[])
     }
 
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
     pub(crate) fn dropped(&self) -> bool {
         self.dropped
     }
@@ -738,7 +742,8 @@ impl HelloAssembler {
     /// the contiguous bytes reach the last `NeedMore` bound: call it after
     /// every segment without re-parsing (and, for a hello spread over many
     /// records, re-copying) the prefix each time. `NotTls` is returned as
-    /// soon as the first bytes rule TLS out.
+    /// soon as the first bytes rule TLS out, or when the hello cannot fit
+    /// the window.
     pub fn poll(&mut self) -> HelloParse<'_> {
         let have = self.inner.contiguous().len();
         if have < self.next_need {
@@ -747,11 +752,17 @@ impl HelloAssembler {
                 need: self.next_need,
             };
         }
+        let cap = self.inner.cap();
         let r = parse_client_hello(self.inner.contiguous());
-        if let HelloParse::NeedMore { need, .. } = r {
-            self.next_need = need;
+        match r {
+            // It can never fit the window: give up like for a non-TLS flow.
+            HelloParse::NeedMore { need, .. } if need > cap => HelloParse::NotTls,
+            HelloParse::NeedMore { need, .. } => {
+                self.next_need = need;
+                r
+            }
+            _ => r,
         }
-        r
     }
 }
 

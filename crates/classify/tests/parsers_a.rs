@@ -597,7 +597,10 @@ fn tls_hello_spread_over_many_records() {
         for n in 0..r.len() {
             match tls::parse_client_hello(&r[..n]) {
                 HelloParse::NeedMore { have, need } => {
-                    assert!(have == n && need > n && need <= r.len(), "chunk {chunk} n {n}")
+                    assert!(
+                        have == n && need > n && need <= r.len(),
+                        "chunk {chunk} n {n}"
+                    )
                 }
                 other => panic!("chunk {chunk} prefix {n}: {other:?}"),
             }
@@ -692,6 +695,27 @@ fn tls_assembler_is_bounded() {
     assert!(asm.overflowed());
     asm.push(1000 + 1_000_000, &[1, 2, 3]); // far beyond the window
     assert_eq!(asm.contiguous().len(), tls::ASSEMBLER_CAP);
+}
+
+#[test]
+fn hellos_longer_than_the_assembler_windows_are_given_up() {
+    // 20 KiB hello: parseable on its own, but beyond the 16 KiB windows.
+    let big = build_hello(b"big.example", &[], 20 * 1024);
+    assert!(matches!(
+        tls::parse_client_hello(&big),
+        HelloParse::Hello(_)
+    ));
+    let mut asm = HelloAssembler::new(0);
+    asm.push(0, &big[..1000]);
+    assert_eq!(asm.poll(), HelloParse::NotTls);
+    // Same over QUIC: the first CRYPTO frame announces the length.
+    let hs = &big[5..1005];
+    let mut payload = crypto_frame(0, hs);
+    payload.resize(1150, 0);
+    let d =
+        quic::seal_client_initial(quic::VERSION_1, &[5u8; 8], &[], &[], 0, &payload).expect("seal");
+    let mut qa = CryptoAssembler::new();
+    assert_eq!(qa.push_datagram(&d), Ok(CryptoState::TooLarge));
 }
 
 #[test]
