@@ -403,32 +403,32 @@ fn c_atomic_replace_under_traffic_never_leaks_nor_loses() {
     let (code, out) = env.gw(&["apply", &sa]);
     assert_eq!(code, 0, "{out}");
 
-    let blocked = env.server(&["udp-server", "203.0.113.10:7000", "14"]);
-    let allowed = env.server(&["udp-server", "203.0.113.20:7000", "14"]);
-    let send_b = env
-        .t
-        .spawn(
-            &env.t.client,
-            &[&env.probe, "udp-send", "203.0.113.10:7000", "2500", "2"],
-        )
-        .expect("send");
-    let send_a = env
-        .t
-        .spawn(
-            &env.t.client,
-            &[&env.probe, "udp-send", "203.0.113.20:7000", "2500", "2"],
-        )
-        .expect("send");
+    // Traffic runs for as long as the applies take, whatever the machine
+    // load: senders stop when `stop_send` appears, servers on `stop_srv`.
+    let stop_send = env.dir.join("stop-send").to_string_lossy().into_owned();
+    let stop_srv = env.dir.join("stop-srv").to_string_lossy().into_owned();
+    let blocked = env.server(&["udp-server", "203.0.113.10:7000", "300", &stop_srv]);
+    let allowed = env.server(&["udp-server", "203.0.113.20:7000", "300", &stop_srv]);
+    let sender = |dst: &str| {
+        env.t
+            .spawn(
+                &env.t.client,
+                &[&env.probe, "udp-send", dst, "1000000", "2", &stop_send],
+            )
+            .expect("send")
+    };
+    let send_b = sender("203.0.113.10:7000");
+    let send_a = sender("203.0.113.20:7000");
+    std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     let (code, out) = env.gw(&["apply-n", &sa, &sb, "100"]);
     let apply_time = t.elapsed();
-    assert_eq!(code, 0, "{out}");
+    std::fs::write(&stop_send, "").expect("stop senders");
     let sb_out = finish(send_b);
     let sa_out = finish(send_a);
-    assert!(
-        apply_time < Duration::from_secs(12),
-        "applies outlasted the traffic: {apply_time:?}"
-    );
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&stop_srv, "").expect("stop servers");
+    assert_eq!(code, 0, "{out}");
     let got_blocked = finish(blocked);
     let got_allowed = finish(allowed);
     let count = |s: &str, key: &str| -> u64 {
@@ -439,7 +439,8 @@ fn c_atomic_replace_under_traffic_never_leaks_nor_loses() {
             .expect("count")
     };
     let sent_allowed = count(&sa_out, "sent");
-    assert!(count(&sb_out, "sent") >= 2000, "{sb_out}");
+    // At 2 ms per datagram the senders covered the whole apply loop.
+    assert!(count(&sb_out, "sent") >= 200, "{sb_out}");
     assert_eq!(
         count(&got_blocked, "received"),
         0,

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! gf-nft-probe tcp-server ADDR:PORT SECS          accept + echo lines for SECS seconds
-//! gf-nft-probe udp-server ADDR:PORT SECS          echo datagrams; prints "received N" at the end
+//! gf-nft-probe udp-server ADDR:PORT SECS [STOP]   echo datagrams until SECS pass or file STOP
+//!                                          exists; prints "received N" at the end
 //! gf-nft-probe tcp-connect ADDR:PORT TIMEOUT_MS   prints ok | refused | timeout | error:..
 //! gf-nft-probe tcp-hold ADDR:PORT SECS            connect, exchange a line every 50 ms;
 //!                                          prints "ok N" or "cut N after_ms M"
-//! gf-nft-probe udp-send ADDR:PORT COUNT GAP_MS    prints "sent N replies M"
+//! gf-nft-probe udp-send ADDR:PORT COUNT GAP_MS [STOP]
+//!                                          send until COUNT or file STOP exists;
+//!                                          prints "sent N replies M"
 //! ```
 //! Exit status: 0 = ok, 2 = refused, 3 = timeout/cut, 1 = usage or other error.
 
@@ -71,10 +74,12 @@ fn run(args: &[String]) -> Result<i32, String> {
             s.set_read_timeout(Some(Duration::from_millis(50)))
                 .map_err(|e| e.to_string())?;
             println!("listening");
+            let stop = args.get(4).map(std::path::PathBuf::from);
+            let stopped = || stop.as_ref().is_some_and(|p| p.exists());
             let end = Instant::now() + Duration::from_secs(secs);
             let mut n = 0u64;
             let mut buf = [0u8; 2048];
-            while Instant::now() < end {
+            while Instant::now() < end && !stopped() {
                 if let Ok((len, from)) = s.recv_from(&mut buf) {
                     n += 1;
                     let _ = s.send_to(buf.get(..len).unwrap_or_default(), from);
@@ -140,7 +145,11 @@ fn run(args: &[String]) -> Result<i32, String> {
             let mut replies = 0u64;
             let mut buf = [0u8; 2048];
             let mut sent = 0u64;
+            let stop = args.get(5).map(std::path::PathBuf::from);
             for i in 0..count {
+                if stop.as_ref().is_some_and(|p| p.exists()) {
+                    break;
+                }
                 if s.send_to(format!("probe {i}").as_bytes(), a).is_ok() {
                     sent += 1;
                 }
