@@ -8,11 +8,18 @@
 //! * [`model`]: the intent ([`RulesetSpec`], [`RuleSpec`], [`DynElement`]).
 //! * [`render`]: pure `RulesetSpec -> Ruleset` (sets, chains, typed rule
 //!   statements); `Display` prints `nft -f` syntax (golden-tested).
-//! * [`apply`]: [`Nft`], the netlink side through `nftnl`/`mnl`: atomic
-//!   full replace in one transaction sent with one `sendmsg`, per-message ack
-//!   checking, read-back verification, dynamic timeout elements, counters.
+//! * [`apply`]: [`Nft`], the netlink side through `nftnl`/`mnl`: one atomic
+//!   transaction per apply (in-place update: static sets flushed and
+//!   refilled, changed chains rewritten, dynamic sets left alone), sent with
+//!   one `sendmsg`, per-message ack checking, read-back verification
+//!   (tamper detection), dynamic timeout elements, per-rule counters.
 //! * [`conntrack`]: [`kill_conntrack`] to cut flows that are already
-//!   established when a block is added.
+//!   established when a block is added; [`ensure_conntrack_acct`] for
+//!   `ct original packets`.
+//!
+//! Helper binaries (tests and docs, not shipped with the daemon):
+//! `gf-nft-apply` drives all of the above from JSON spec files inside a
+//! network namespace, `gf-nft-probe` makes and counts TCP/UDP test traffic.
 //!
 //! Only the private `ffi` module contains `unsafe` code (raw libnftnl calls
 //! the safe `nftnl` API lacks); see its module documentation.
