@@ -6,7 +6,7 @@
 //! nftables table `inet geofence` and keeps the kernel in step with it.
 //!
 //! * [`model`]: the intent ([`RulesetSpec`], [`RuleSpec`], [`DynElement`]).
-//! * [`render`]: pure `RulesetSpec -> Ruleset` (sets, chains, typed rule
+//! * [`render`](mod@render): pure `RulesetSpec -> Ruleset` (sets, chains, typed rule
 //!   statements); `Display` prints `nft -f` syntax (golden-tested).
 //! * [`apply`]: [`Nft`], the netlink side through `nftnl`/`mnl`: one atomic
 //!   transaction per apply (in-place update: static sets flushed and
