@@ -174,7 +174,7 @@ fn setup() -> Option<Env> {
         ("203.0.113.8/29", "CN", None),
         ("203.0.113.20/32", "DE", None),
         ("203.0.113.30/32", "RU", None),
-        ("2001:db8:2::8/125", "CN", None),
+        ("2001:db8:2::10/124", "CN", None),
         ("2001:db8:2::20/128", "DE", None),
         ("2001:db8:2::30/128", "RU", None),
     ])
@@ -270,8 +270,13 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
         &["tls-client", "203.0.113.11:443", "meeting.zoom.us", "5"],
     );
     assert_eq!(
-        code, 2,
-        "SYN to a DNS-learned CN zoom server must be refused at once: {out}"
+        code,
+        2,
+        "SYN to a DNS-learned CN zoom server must be refused at once: {out}\n{}\n{}",
+        env.alerts(),
+        env.t
+            .stdout(&env.t.gw, &["nft", "list", "table", "inet", "geofence"])
+            .unwrap_or_default()
     );
     let (code, out) = env.probe(
         &cli,

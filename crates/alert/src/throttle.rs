@@ -82,7 +82,9 @@ impl AlertThrottle {
     /// preceded by the summary of the previous window if that one expired
     /// with suppressed repeats.
     pub fn admit(&mut self, a: Alert, now: Instant, out: &mut Vec<Alert>) {
-        if a.event == EventKind::Daemon {
+        // Only per-flow decisions repeat; administrative events (daemon,
+        // policy, tamper, database) are always written.
+        if !matches!(a.event, EventKind::Flow | EventKind::Dns) {
             self.stats.passed += 1;
             out.push(a);
             return;

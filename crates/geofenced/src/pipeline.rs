@@ -200,9 +200,13 @@ impl Pipeline {
             return;
         };
         let ttl = Duration::from_secs(u64::from(d.ttl)).max(self.timeouts.dns_floor);
+        // A client that resolved over one family and connects over the
+        // other cannot be keyed by its address: block the server for every
+        // client instead (fail closed).
+        let src = (d.client.is_ipv4() == d.addr.is_ipv4()).then_some(d.client);
         let elem = DynElement {
             rule_index,
-            src: Some(d.client),
+            src,
             dst: d.addr,
             timeout: jitter(ttl, d.ts_ns),
         };
