@@ -61,6 +61,8 @@ pub struct FlowInspect {
     quic: Option<Box<quic::CryptoAssembler>>,
     /// True once the flow is known not to carry TLS.
     not_tls: bool,
+    /// The client's SYN sequence number, when the handshake was seen.
+    syn_seq: Option<u32>,
     /// STUN messages seen without a vendor signal.
     pub stun_plain: u8,
     /// RTP packets seen.
@@ -153,6 +155,11 @@ pub fn step(
 ) -> Step {
     st.inspected = st.inspected.saturating_add(1);
     let pl = p.payload;
+    if let Some(t) = p.tcp {
+        if t.syn && !t.ack_flag && dir == Dir::Orig {
+            st.syn_seq = Some(t.seq);
+        }
+    }
     if pl.is_empty() {
         return Step::More;
     }
@@ -183,7 +190,12 @@ fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: 
     if dir == Dir::Orig && !st.not_tls {
         let seq = p.tcp.map(|t| t.seq).unwrap_or(0);
         if st.tls.is_none() {
-            if pl.first() == Some(&0x16) {
+            // With the handshake seen, segments can be reassembled in any
+            // order; without it, the first payload segment must open a
+            // TLS record.
+            if let Some(syn) = st.syn_seq {
+                st.tls = Some(Box::new(tls::HelloAssembler::from_syn(syn)));
+            } else if pl.first() == Some(&0x16) {
                 st.tls = Some(Box::new(tls::HelloAssembler::new(seq)));
             } else {
                 st.not_tls = true;
@@ -191,7 +203,7 @@ fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: 
         }
         if let Some(mut asm) = st.tls.take() {
             asm.push(seq, pl);
-            match tls::parse_client_hello(asm.contiguous()) {
+            match asm.poll() {
                 tls::HelloParse::Hello(h) => {
                     st.not_tls = true;
                     if let Some(sni) = h.sni {
