@@ -179,6 +179,12 @@ fn host_label(sigs: &Sigs, st: &mut FlowInspect, host: &str, method: Method) -> 
             format!("{} {}", method, host),
         )),
         None => {
+            // A server name that belongs to no app outweighs a vendor range:
+            // vendors run other services (telemetry, office suites) in the
+            // same ranges. An address written as the name says nothing.
+            if host.parse::<std::net::IpAddr>().is_err() {
+                st.tentative = None;
+            }
             st.host = Some(Box::from(host));
             Step::Stop
         }

@@ -617,7 +617,16 @@ fn finish_tentative(f: &mut Flow) -> Option<Label> {
     if let Some(h) = st.host.take() {
         f.host = Some(h);
     }
-    st.tentative
+    let t = st.tentative?;
+    // A port alone is too weak to name an app: it must lead to a public
+    // server and the flow must look like media (RTP or STUN seen).
+    if t.method == Method::Port
+        && !(geofence_geo::AddressScope::of(f.server.0).is_public()
+            && (st.rtp >= 2 || st.stun_plain > 0))
+    {
+        return None;
+    }
+    Some(t)
 }
 
 #[allow(clippy::too_many_arguments)]
