@@ -404,6 +404,20 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
         (0, "ok 2"),
         "allowed traffic still flows after restart"
     );
+    // The admin's view, then the admin's explicit removal.
+    let ctl = workspace_bin("geofencectl");
+    let ctl = ctl.to_string_lossy().to_string();
+    let status = env.t.stdout(&env.t.gw, &[&ctl, "status"]).expect("status");
+    assert!(status.contains("no-conferencing-to-prc"), "{status}");
+    assert!(status.contains("dynamic block"), "{status}");
     drop(daemon);
+    assert!(
+        env.table_present(),
+        "a stopped daemon leaves the table in force"
+    );
+    env.t
+        .ok(&env.t.gw, &[&ctl, "flush", "--yes"])
+        .expect("flush");
+    assert!(!env.table_present(), "flush removes the table");
     let _ = std::fs::remove_dir_all(&env.dir);
 }

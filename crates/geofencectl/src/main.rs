@@ -5,6 +5,7 @@
 //!   capture files and print one record per flow.
 //! * `explain`: say what the policy decides for an address, and why.
 //! * `apps`: list the app signatures in force.
+//! * `status`, `flush`: show or remove the kernel table.
 
 #![forbid(unsafe_code)]
 
@@ -54,6 +55,14 @@ enum Cmd {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Show the kernel table: per-rule counters and live dynamic blocks (root).
+    Status,
+    /// Remove the kernel table: stops ALL enforcement until geofenced applies it again (root).
+    Flush {
+        /// Required: flushing opens the gateway.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,7 +82,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Replay(a) => replay::run(a),
         Cmd::Explain(a) => explain::run(a),
         Cmd::Apps { config } => apps(&config),
+        Cmd::Status => status(),
+        Cmd::Flush { yes } => flush(yes),
     }
+}
+
+fn status() -> anyhow::Result<ExitCode> {
+    let mut nft = geofence_nft::apply::Nft::with_table(geofence_runtime::plan::TABLE)?;
+    if !nft.table_exists()? {
+        println!(
+            "table inet {} is not installed: nothing is enforced",
+            geofence_runtime::plan::TABLE
+        );
+        return Ok(ExitCode::from(3));
+    }
+    println!("table inet {} installed", geofence_runtime::plan::TABLE);
+    for c in nft.counters()? {
+        println!(
+            "  {:>10} packets {:>12} bytes  {}",
+            c.packets, c.bytes, c.rule
+        );
+    }
+    let dynamic = nft.list_dynamic()?;
+    println!("{} dynamic block(s)", dynamic.len());
+    for d in dynamic.iter().take(50) {
+        let src = d
+            .src
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "any client".to_string());
+        println!(
+            "  rule #{} {} -> {} expires in {}s",
+            d.rule_index + 1,
+            src,
+            d.dst,
+            d.timeout.as_secs()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn flush(yes: bool) -> anyhow::Result<ExitCode> {
+    if !yes {
+        eprintln!(
+            "geofencectl flush removes table inet {} and with it every block; pass --yes to do it",
+            geofence_runtime::plan::TABLE
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut nft = geofence_nft::apply::Nft::with_table(geofence_runtime::plan::TABLE)?;
+    if nft.table_exists()? {
+        nft.delete_table()?;
+        println!("removed table inet {}; a running geofenced restores it within seconds (stop it first to keep it off)", geofence_runtime::plan::TABLE);
+    } else {
+        println!(
+            "table inet {} was not installed",
+            geofence_runtime::plan::TABLE
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &std::path::Path, databases: bool) -> anyhow::Result<ExitCode> {
