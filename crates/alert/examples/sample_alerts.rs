@@ -60,41 +60,63 @@ fn main() {
         app: Some("telegram".into()),
         method: Some("dns".into()),
         host: Some("web.telegram.org".into()),
+        src_ip: ip("192.0.2.10"),
         dest_ip: ip("198.51.100.77"),
         country: Some("RU".into()),
         registered_country: Some("GB".into()),
         asn: Some(64501),
         as_org: Some("Example Transit Ltd".into()),
         jurisdiction: Some("russia".into()),
-        evidence: Some("A record, TTL 300, answer from 192.0.2.53".into()),
+        evidence: Some(
+            "DNS answer from 192.0.2.53 (ttl 300s), before any packet to the server".into(),
+        ),
         ..Alert::default()
     };
     a.reason = a.explain();
     samples.push(a);
 
+    // Monitor mode (`enforce = false`): the rule says block, nothing is
+    // stopped, so there is no verdict.
+    let mut a = Alert {
+        timestamp: "2026-11-27T10:41:07.250000Z".into(),
+        event: EventKind::Flow,
+        action: "block".into(),
+        rule: Some("no-conferencing-to-prc".into()),
+        app: Some("tencent-meeting".into()),
+        method: Some("quic-sni".into()),
+        host: Some("example.meeting.qq.com".into()),
+        proto: Some("udp".into()),
+        src_ip: ip("192.0.2.33"),
+        src_port: Some(61000),
+        dest_ip: ip("203.0.113.200"),
+        dest_port: Some(443),
+        country: Some("CN".into()),
+        jurisdiction: Some("prc".into()),
+        flow_id: Some(81302),
+        ..Alert::default()
+    };
+    a.reason = format!("monitor mode, not enforced: {}", a.explain());
+    samples.push(a);
+
     samples.push(Alert {
         timestamp: "2026-11-27T10:40:00.000100Z".into(),
+        event: EventKind::Daemon,
+        action: "allow".into(),
+        reason: "geofenced started: 4 rule(s), enforce = true".into(),
+        ..Alert::default()
+    });
+    samples.push(Alert {
+        timestamp: "2026-11-27T10:45:31.004211Z".into(),
         event: EventKind::Policy,
-        action: "alert".into(),
-        evidence: Some("rules=4 jurisdictions=5 apps=21".into()),
-        reason: "policy loaded from /etc/geofence/geofence.toml: 4 rules, default allow".into(),
+        action: "allow".into(),
+        reason: "policy reloaded: 4 rule(s)".into(),
         ..Alert::default()
     });
     samples.push(Alert {
         timestamp: "2026-11-27T10:42:10.770001Z".into(),
         event: EventKind::Tamper,
-        action: "alert".into(),
-        evidence: Some("table inet geofence missing".into()),
-        reason: "the nftables table inet geofence was deleted by another program; restored it"
-            .into(),
-        ..Alert::default()
-    });
-    samples.push(Alert {
-        timestamp: "2026-11-27T10:40:00.000050Z".into(),
-        event: EventKind::Database,
-        action: "alert".into(),
-        evidence: Some("build_epoch=2026-06-17 age_days=163".into()),
-        reason: "GeoIP database /var/lib/geofence/geoip/geo-whois-asn-country.mmdb is 163 days old (limit 45)".into(),
+        action: "block".into(),
+        reason: "table inet geofence was changed or deleted outside geofenced; restored it with 3 dynamic block(s)".into(),
         ..Alert::default()
     });
     samples.push(Alert {
