@@ -70,7 +70,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 if command -v npm >/dev/null 2>&1; then
     say "fetching $PKG with npm pack"
-    tgz=$(cd "$tmp" && npm pack --silent "$PKG" | tail -n 1)
+    # A throw-away cache: weekly 7 MB downloads must not pile up.
+    tgz=$(cd "$tmp" && npm pack --silent --cache "$tmp/npm-cache" "$PKG" | tail -n 1)
     tgz="$tmp/$tgz"
 else
     # No npm (it is not installed by default on Debian): ask the npm registry
