@@ -189,8 +189,18 @@ cat > "$SYSCTL_DIR/90-geofence.conf" <<'SYSCTL'
 # `ct original packets < N` rule that copies each flow's first packets).
 net.netfilter.nf_conntrack_acct = 1
 SYSCTL
-install -d -m 0750 "$STATE_DIR" "$LOG_DIR"
-install -d -m 0755 "$STATE_DIR/geoip"
+install -d -m 0750 "$STATE_DIR"
+install -d -m 0755 "$LOG_DIR" "$STATE_DIR/geoip"
+# Pre-create the alert file as root:adm 0640 so log shippers in group adm can
+# read it from the first line (the daemon would create it root:root; logrotate
+# recreates it root:adm). An existing file is left alone.
+if [ ! -e "$LOG_DIR/alerts.jsonl" ]; then
+    if getent group adm >/dev/null 2>&1; then
+        install -m 0640 -o root -g adm /dev/null "$LOG_DIR/alerts.jsonl"
+    else
+        install -m 0640 /dev/null "$LOG_DIR/alerts.jsonl"
+    fi
+fi
 
 # --- 4. GeoIP database ----------------------------------------------------------
 if [ -s "$MAXMIND_DB" ]; then
