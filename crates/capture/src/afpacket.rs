@@ -258,6 +258,10 @@ impl PacketSource for AfPacketSource {
     fn stats(&self) -> CaptureStats {
         self.stats
     }
+
+    fn name(&self) -> &'static str {
+        "afpacket-pnet"
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@ pub enum CaptureError {
     /// No interface of that name exists (in this network namespace).
     #[error("no such network interface: {0}")]
     NoSuchInterface(String),
+    /// libpcap could not open, configure or read a capture.
+    #[error("libpcap on {interface}: {source}")]
+    Pcap {
+        /// The interface.
+        interface: String,
+        /// libpcap's error.
+        source: pcap::Error,
+    },
     /// A sysctl file could not be read or written.
     #[error("sysctl {path}: {source}")]
     Sysctl {

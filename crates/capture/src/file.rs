@@ -82,6 +82,10 @@ impl<R: Read> PacketSource for PcapFileSource<R> {
         self.stats
     }
 
+    fn name(&self) -> &'static str {
+        "pcap-file"
+    }
+
     fn is_finished(&self) -> bool {
         self.finished && self.pending.is_none()
     }

@@ -17,6 +17,11 @@
 //! * [`AfPacketSource`]: every packet of an interface through pnet's AF_PACKET
 //!   channel, with a hand-written classic BPF "tcp or udp" filter and optional
 //!   PACKET_FANOUT_HASH across threads ([`AfPacketSource::open_fanout`]).
+//! * [`RingSource`]: the same AF_PACKET capture through libpcap's memory-mapped ring
+//!   (TPACKET_V3, `pcap` crate), with a libpcap-compiled "tcp or udp" kernel filter and
+//!   kernel drop counters; about ten times cheaper per packet than pnet
+//!   (docs/benchmarks-capture.md). [`open_afpacket`] opens it, falling back to pnet if
+//!   libpcap fails; this is what the daemon's `afpacket` capture uses.
 //! * [`PcapFileSource`]: replays a pcap/pcapng file (via `geofence_decode::PcapReader`).
 //!
 //! [`sysctl_conntrack_acct`] / [`enable_conntrack_acct`] manage
@@ -28,6 +33,7 @@ mod afpacket;
 mod error;
 mod file;
 mod nflog;
+mod ring;
 mod sysctl;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,6 +43,7 @@ pub use error::CaptureError;
 pub use file::PcapFileSource;
 pub use geofence_decode::LinkType;
 pub use nflog::NflogSource;
+pub use ring::{open_afpacket, open_afpacket_explained, RingConfig, RingSource, RING_FILTER};
 pub use sysctl::{enable_conntrack_acct, sysctl_conntrack_acct, CONNTRACK_ACCT_PATH};
 
 /// Most packets handed out by one `poll_batch` call.
@@ -66,6 +73,12 @@ pub struct CaptureStats {
     pub truncated: u64,
     /// Messages that could not be parsed and were skipped.
     pub malformed: u64,
+    /// Packets the network interface or its driver dropped (ring source: the
+    /// interface's `rx_dropped` since the source was opened).
+    pub if_dropped: u64,
+    /// Packets the kernel accepted for this socket, delivered or dropped (ring source:
+    /// `PACKET_STATISTICS` packets, which include `dropped`); 0 where not measurable.
+    pub kernel_received: u64,
 }
 
 /// A source of captured frames.
@@ -81,6 +94,11 @@ pub trait PacketSource {
 
     /// Counters so far.
     fn stats(&self) -> CaptureStats;
+
+    /// Short name of the source kind, for logs (e.g. `"afpacket-ring"`).
+    fn name(&self) -> &'static str {
+        "capture"
+    }
 
     /// True when the source can never deliver another packet (end of a file).
     fn is_finished(&self) -> bool {

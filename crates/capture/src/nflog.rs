@@ -327,6 +327,10 @@ impl PacketSource for NflogSource {
     fn stats(&self) -> CaptureStats {
         self.stats
     }
+
+    fn name(&self) -> &'static str {
+        "nflog"
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,25 @@
-//! Counts TCP/UDP frames on an interface with `AfPacketSource` (optionally in a
-//! HASH fanout group over several threads) and prints one JSON line with totals and
-//! the process CPU time. Used for the measurements in docs/benchmarks-capture.md.
+//! Counts TCP/UDP frames on an interface with `AfPacketSource` (pnet, optionally in a
+//! HASH fanout group over several threads) or `RingSource` (libpcap mmap ring) and
+//! prints one JSON line with totals, kernel counters and the process CPU time. Used for
+//! the measurements in docs/benchmarks-capture.md and by the root namespace tests.
 //!
 //! ```text
-//! geofence-afpacket-count --iface IF [--ms 5000] [--threads 1] [--no-filter] [--decode] [--per-flow]
+//! geofence-afpacket-count --iface IF [--source pnet|ring|ring-immediate|auto] [--ms 5000]
+//!     [--threads 1] [--no-filter] [--decode] [--per-flow] [--buffer-kb 32768]
+//!     [--poll-ms 50] [--stall-ms 0]
 //! ```
 //! Prints `READY` on stderr once the sockets are open. `--per-flow` adds, per thread,
 //! the sorted source ports of the decoded packets (to check that fanout keeps flows whole).
+//! `--stall-ms` sleeps that long after READY before reading (to overflow the ring);
+//! `--buffer-kb` sets the ring size (ring sources only). `max_poll_ms` is the longest
+//! single `poll_batch(--poll-ms)` call and `empty_polls` the calls that returned 0.
+//! `auto` is `open_afpacket` (what the daemon uses). The run ends `--ms` after READY.
 
 use std::time::{Duration, Instant};
 
-use geofence_capture::{AfPacketConfig, AfPacketSource, PacketSource};
+use geofence_capture::{
+    open_afpacket_explained, AfPacketConfig, AfPacketSource, PacketSource, RingConfig, RingSource,
+};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -37,12 +46,49 @@ fn main() {
     let threads: usize = arg(&args, "--threads", 1);
     let per_flow = args.iter().any(|a| a == "--per-flow");
     let decode = per_flow || args.iter().any(|a| a == "--decode");
-    let mut cfg = AfPacketConfig::new(iface);
-    cfg.filter_tcp_udp = !args.iter().any(|a| a == "--no-filter");
-    let sources = if threads > 1 {
-        AfPacketSource::open_fanout(&cfg, threads, (std::process::id() & 0xFFFF) as u16)
-    } else {
-        AfPacketSource::open(&cfg).map(|s| vec![s])
+    let source: String = arg(&args, "--source", "pnet".to_string());
+    let buffer_kb: usize = arg(&args, "--buffer-kb", 32 << 10);
+    let poll_ms: u64 = arg(&args, "--poll-ms", 50);
+    let stall_ms: u64 = arg(&args, "--stall-ms", 0);
+    let no_filter = args.iter().any(|a| a == "--no-filter");
+    let sources: Result<Vec<Box<dyn PacketSource + Send>>, String> = match source.as_str() {
+        "pnet" => {
+            let mut cfg = AfPacketConfig::new(iface);
+            cfg.filter_tcp_udp = !no_filter;
+            let r = if threads > 1 {
+                AfPacketSource::open_fanout(&cfg, threads, (std::process::id() & 0xFFFF) as u16)
+            } else {
+                AfPacketSource::open(&cfg).map(|s| vec![s])
+            };
+            r.map(|v| {
+                v.into_iter()
+                    .map(|s| Box::new(s) as Box<dyn PacketSource + Send>)
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+        }
+        "ring" | "ring-immediate" if threads == 1 => {
+            let mut cfg = RingConfig::new(iface);
+            cfg.immediate = source == "ring-immediate";
+            cfg.buffer_size = buffer_kb << 10;
+            if no_filter {
+                cfg.filter = None;
+            }
+            RingSource::open(&cfg)
+                .map(|s| vec![Box::new(s) as Box<dyn PacketSource + Send>])
+                .map_err(|e| e.to_string())
+        }
+        "auto" if threads == 1 && !no_filter => open_afpacket_explained(&iface)
+            .map(|(s, why)| {
+                if let Some(e) = why {
+                    eprintln!("ring unavailable, using pnet: {e}");
+                }
+                vec![s]
+            })
+            .map_err(|e| e.to_string()),
+        other => Err(format!(
+            "unsupported --source {other} (ring/auto: one thread, no fanout)"
+        )),
     };
     let sources = match sources {
         Ok(s) => s,
@@ -51,17 +97,33 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let name = sources.first().map_or("none", |s| s.name());
     eprintln!("READY");
     let cpu0 = cpu_ms();
     let end = Instant::now() + Duration::from_millis(ms);
+    std::thread::sleep(Duration::from_millis(stall_ms));
     let handles: Vec<_> = sources
         .into_iter()
         .map(|mut src| {
             std::thread::spawn(move || {
                 let mut decoded = 0u64;
                 let mut sports = std::collections::BTreeSet::new();
-                while Instant::now() < end {
-                    let r = src.poll_batch(Duration::from_millis(50), &mut |c| {
+                let (mut max_poll, mut empty) = (Duration::ZERO, 0u64);
+                let mut last = false;
+                loop {
+                    let mut wait = Duration::from_millis(poll_ms);
+                    if Instant::now() >= end {
+                        if last {
+                            break;
+                        }
+                        // one more short poll after 110 ms, so that the ring source
+                        // refreshes its kernel counters (it does so every 100 ms)
+                        last = true;
+                        std::thread::sleep(Duration::from_millis(110));
+                        wait = Duration::from_millis(1);
+                    }
+                    let t0 = Instant::now();
+                    let r = src.poll_batch(wait, &mut |c| {
                         if !decode {
                             return;
                         }
@@ -72,20 +134,32 @@ fn main() {
                             }
                         }
                     });
-                    if let Err(e) = r {
-                        eprintln!("poll: {e}");
-                        break;
+                    max_poll = max_poll.max(t0.elapsed());
+                    match r {
+                        Ok(0) => empty += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            eprintln!("poll: {e}");
+                            break;
+                        }
                     }
                 }
-                (src.stats(), decoded, sports)
+                (src.stats(), decoded, sports, max_poll, empty)
             })
         })
         .collect();
     let mut per_thread = Vec::new();
     let mut flows = Vec::new();
     let (mut total, mut decoded, mut truncated) = (0u64, 0u64, 0u64);
+    let (mut dropped, mut if_dropped, mut kernel) = (0u64, 0u64, 0u64);
+    let (mut max_poll, mut empty) = (Duration::ZERO, 0u64);
     for h in handles {
-        if let Ok((s, d, sports)) = h.join() {
+        if let Ok((s, d, sports, mp, e)) = h.join() {
+            dropped += s.dropped;
+            if_dropped += s.if_dropped;
+            kernel += s.kernel_received;
+            max_poll = max_poll.max(mp);
+            empty += e;
             let list: Vec<String> = sports.iter().map(u16::to_string).collect();
             flows.push(format!("[{}]", list.join(",")));
             per_thread.push(s.received.to_string());
@@ -95,7 +169,8 @@ fn main() {
         }
     }
     println!(
-        "{{\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{}}}",
+        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{}}}",
+        max_poll.as_millis(),
         per_thread.join(","),
         flows.join(","),
         cpu_ms().saturating_sub(cpu0)

@@ -8,6 +8,7 @@
 //! tcp-sink   BIND:PORT                  accepts one connection and reads it to the end (10 s limit)
 //! tcp-send   DST:PORT SEGMENTS          connects, sends SEGMENTS writes "T<n>;" 20 ms apart
 //! udp-blast  DST:PORT COUNT FLOWS       sends COUNT 64-byte datagrams round-robin over FLOWS sockets
+//! udp-rate   DST:PORT COUNT FLOWS PPS   the same, paced to PPS datagrams per second (1 ms bursts)
 //! ```
 
 use std::io::{Read, Write};
@@ -116,6 +117,32 @@ fn main() {
                     if socks[i % flows].send_to(&payload, dst).is_ok() {
                         sent += 1;
                     }
+                }
+                let secs = start.elapsed().as_secs_f64();
+                println!(
+                    "{{\"sent\":{sent},\"secs\":{secs:.3},\"pps\":{:.0}}}",
+                    sent as f64 / secs
+                );
+            }
+            "udp-rate" => {
+                let (dst, count, flows) = (addr(a.get(1)), num(a.get(2)), num(a.get(3)).max(1));
+                let pps = num(a.get(4)).max(1) as f64;
+                let socks: Vec<UdpSocket> = (0..flows)
+                    .map(|_| UdpSocket::bind("0.0.0.0:0"))
+                    .collect::<Result<_, _>>()?;
+                let payload = [0x5Au8; 64];
+                let start = Instant::now();
+                let (mut i, mut sent) = (0usize, 0usize);
+                while i < count {
+                    // send what the schedule allows by now, then sleep about 1 ms
+                    let due = ((start.elapsed().as_secs_f64() * pps) as usize).min(count);
+                    while i < due {
+                        if socks[i % flows].send_to(&payload, dst).is_ok() {
+                            sent += 1;
+                        }
+                        i += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 let secs = start.elapsed().as_secs_f64();
                 println!(
