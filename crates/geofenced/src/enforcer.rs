@@ -34,7 +34,7 @@ pub enum Cmd {
         spec: RulesetSpec,
         reply: Sender<Result<String, String>>,
     },
-    Block(BlockReq),
+    Block(Box<BlockReq>),
     /// Check the table still holds what we put there; restore it if not.
     Verify,
     /// Persist dynamic blocks if they changed.
@@ -111,11 +111,11 @@ impl Enforcer {
                     let _ = reply.send(r);
                 }
                 Cmd::Block(first) => {
-                    let mut batch = vec![first];
+                    let mut batch = vec![*first];
                     let mut stop = false;
                     while batch.len() < BATCH {
                         match rx.try_recv() {
-                            Ok(Cmd::Block(b)) => batch.push(b),
+                            Ok(Cmd::Block(b)) => batch.push(*b),
                             Ok(Cmd::Stop) => {
                                 stop = true;
                                 break;
@@ -148,7 +148,7 @@ impl Enforcer {
                 let r = self.apply(&spec);
                 let _ = reply.send(r);
             }
-            Cmd::Block(b) => self.block(vec![b]),
+            Cmd::Block(b) => self.block(vec![*b]),
             Cmd::Stop => {}
         }
     }

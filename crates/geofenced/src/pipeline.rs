@@ -155,12 +155,12 @@ impl Pipeline {
             timeout: jitter(self.timeouts.detection, ts ^ u64::from(r.src_port)),
         };
         let cut = (r.answered || reload).then_some((r.src_ip, r.dest_ip));
-        let _ = self.enforcer.send(Cmd::Block(BlockReq {
+        let _ = self.enforcer.send(Cmd::Block(Box::new(BlockReq {
             elem,
             cut,
             decided_ns: ts,
             alert: a,
-        }));
+        })));
     }
 
     fn on_dns(&mut self, d: DnsLearned) {
@@ -210,12 +210,12 @@ impl Pipeline {
             dst: d.addr,
             timeout: jitter(ttl, d.ts_ns),
         };
-        let _ = self.enforcer.send(Cmd::Block(BlockReq {
+        let _ = self.enforcer.send(Cmd::Block(Box::new(BlockReq {
             elem,
             cut: None,
             decided_ns: d.ts_ns,
             alert: a,
-        }));
+        })));
     }
 }
 
