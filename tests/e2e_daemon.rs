@@ -100,12 +100,17 @@ impl Env {
     }
 }
 
-fn config_text(dir: &Path, extra_rule: bool) -> String {
+fn config_text(dir: &Path, extra_rule: bool, prc_and_de: bool) -> String {
     let d = dir.display();
     let extra = if extra_rule {
         "\n[[rule]]\nname = \"alert-meet-anywhere\"\napps = [\"meet\"]\nto = [\"any\"]\naction = \"alert\"\n"
     } else {
         ""
+    };
+    let prc = if prc_and_de {
+        r#"["CN", "DE"]"#
+    } else {
+        r#"["CN"]"#
     };
     format!(
         r#"
@@ -126,7 +131,7 @@ databases = ["{d}/geo.mmdb"]
 dirs = []
 
 [jurisdictions]
-prc = ["CN"]
+prc = {prc}
 russia = ["RU"]
 
 [[rule]]
@@ -181,7 +186,7 @@ fn setup() -> Option<Env> {
     .write(&dir.join("geo.mmdb"))
     .expect("mmdb");
     let config = dir.join("geofence.toml");
-    std::fs::write(&config, config_text(&dir, false)).expect("config");
+    std::fs::write(&config, config_text(&dir, false, false)).expect("config");
     Some(Env { t, dir, config })
 }
 
@@ -339,11 +344,11 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
             .expect("send"),
     );
     for i in 0..100 {
-        std::fs::write(&env.config, config_text(&env.dir, i % 2 == 0)).expect("config");
+        std::fs::write(&env.config, config_text(&env.dir, i % 2 == 0, false)).expect("config");
         daemon.signal("HUP");
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::write(&env.config, config_text(&env.dir, false)).expect("config");
+    std::fs::write(&env.config, config_text(&env.dir, false, false)).expect("config");
     let sent_b = send_blocked.output();
     let sent_a = send_allowed.output();
     let got_b = blocked.output();
@@ -361,6 +366,41 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
     );
     let reloads = env.alerts().matches("policy reloaded").count();
     assert!(reloads >= 50, "reloads were applied ({reloads})");
+
+    // A policy change that disallows a live call cuts it: a Zoom session to
+    // DE is running when DE joins the blocked jurisdiction.
+    let live = Reaped::new(
+        env.t
+            .spawn(
+                &cli,
+                &[PROBE, "tls-client", "[2001:db8:2::20]:443", "zoom.us", "40"],
+            )
+            .expect("live session"),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let before = env.alerts().matches("policy reloaded").count();
+    std::fs::write(&env.config, config_text(&env.dir, false, true)).expect("config");
+    daemon.signal("HUP");
+    env.wait_alert("policy reloaded", before + 1);
+    let out = live.output();
+    let done: u32 = out
+        .trim()
+        .strip_prefix("cut ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!("the live zoom session to DE must be cut after the reload: {out}")
+        });
+    assert!(done < 40, "{out}");
+    assert!(
+        env.alerts().contains("re-decided after a policy reload"),
+        "{}",
+        env.alerts()
+    );
+    std::fs::write(&env.config, config_text(&env.dir, false, false)).expect("config");
+    let before = env.alerts().matches("policy reloaded").count();
+    daemon.signal("HUP");
+    env.wait_alert("policy reloaded", before + 1);
 
     // Self-healing: delete the table behind the daemon's back.
     env.t

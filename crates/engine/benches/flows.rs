@@ -19,7 +19,11 @@ use geofence_testkit::pcap::{tcp_v4, udp_v4, TcpFlags};
 
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -49,7 +53,15 @@ fn main() {
     const N: u32 = 200_000;
     let srv = Ipv4Addr::new(203, 0, 113, 10);
     let frames: Vec<Vec<u8>> = (0..N)
-        .map(|i| udp_v4(Ipv4Addr::from(0x0a00_0000 + i), 40000, srv, 3478, &[0x42; 64]))
+        .map(|i| {
+            udp_v4(
+                Ipv4Addr::from(0x0a00_0000 + i),
+                40000,
+                srv,
+                3478,
+                &[0x42; 64],
+            )
+        })
         .collect();
     let mut e = engine(1 << 20);
     let mut ev = Vec::new();
@@ -74,7 +86,17 @@ fn main() {
     // stops at once.
     let mut e = engine(1 << 20);
     let frames: Vec<Vec<u8>> = (0..N)
-        .map(|i| tcp_v4(Ipv4Addr::from(0x0b00_0000 + i), 40000, srv, 80, 1, TcpFlags::ACK, b"GET / HTTP/1.1\r\n"))
+        .map(|i| {
+            tcp_v4(
+                Ipv4Addr::from(0x0b00_0000 + i),
+                40000,
+                srv,
+                80,
+                1,
+                TcpFlags::ACK,
+                b"GET / HTTP/1.1\r\n",
+            )
+        })
         .collect();
     let before = rss_bytes();
     for (i, f) in frames.iter().enumerate() {
@@ -93,7 +115,12 @@ fn main() {
     let rounds = 5;
     for r in 0..rounds {
         for (i, f) in frames.iter().enumerate() {
-            e.process_frame(2_000_000 + (r * N as usize + i) as u64, LinkType::Ethernet, f, &mut ev);
+            e.process_frame(
+                2_000_000 + (r * N as usize + i) as u64,
+                LinkType::Ethernet,
+                f,
+                &mut ev,
+            );
             ev.clear();
         }
     }

@@ -250,7 +250,8 @@ impl Engine {
             ..
         } = self;
         for f in flows.iter_mut() {
-            if f.label.is_some() {
+            // Flows that already ended (FIN or RST seen) need no verdict.
+            if f.label.is_some() && !f.closing {
                 let report = make_report(&sigs.db, geo, policy, f);
                 out.push(Event::Labelled {
                     report,

@@ -20,6 +20,8 @@ use crate::state::DynState;
 /// A run-time block decided by the engine.
 pub struct BlockReq {
     pub elem: DynElement,
+    /// The app the block is for (kept to re-decide it after a reload).
+    pub app: Option<String>,
     /// Remove the conntrack entries of (client, server): the flow is live.
     pub cut: Option<(IpAddr, IpAddr)>,
     /// Capture time of the packet that decided, Unix ns.
@@ -28,10 +30,15 @@ pub struct BlockReq {
     pub alert: Alert,
 }
 
+pub type Revalidate = Box<dyn Fn(&DynElement, Option<&str>) -> Option<usize> + Send>;
+
 pub enum Cmd {
     /// Apply a new ruleset (start, reload); the reply says how it went.
     Apply {
         spec: RulesetSpec,
+        /// Re-decides a dynamic block under the new policy: the rule that
+        /// blocks it now, or None. None at start (nothing to re-decide).
+        revalidate: Option<Revalidate>,
         reply: Sender<Result<String, String>>,
     },
     Block(Box<BlockReq>),
@@ -106,8 +113,12 @@ impl Enforcer {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match cmd {
-                Cmd::Apply { spec, reply } => {
-                    let r = self.apply(&spec);
+                Cmd::Apply {
+                    spec,
+                    revalidate,
+                    reply,
+                } => {
+                    let r = self.apply(&spec, revalidate);
                     let _ = reply.send(r);
                 }
                 Cmd::Block(first) => {
@@ -144,8 +155,12 @@ impl Enforcer {
             Cmd::Verify => self.verify(),
             Cmd::Save => self.save(),
             Cmd::Stats => self.stats(),
-            Cmd::Apply { spec, reply } => {
-                let r = self.apply(&spec);
+            Cmd::Apply {
+                spec,
+                revalidate,
+                reply,
+            } => {
+                let r = self.apply(&spec, revalidate);
                 let _ = reply.send(r);
             }
             Cmd::Block(b) => self.block(vec![*b]),
@@ -153,29 +168,57 @@ impl Enforcer {
         }
     }
 
-    fn apply(&mut self, spec: &RulesetSpec) -> Result<String, String> {
+    fn apply(
+        &mut self,
+        spec: &RulesetSpec,
+        revalidate: Option<Revalidate>,
+    ) -> Result<String, String> {
         let rs = render(spec);
-        let valid: std::collections::HashSet<usize> = spec.rules.iter().map(|r| r.index).collect();
-        self.state.retain_rules(&|i| valid.contains(&i));
+        // Rule positions can change with a new policy: re-decide every
+        // dynamic block (kept, moved to its new rule's set, or dropped).
+        let (stale, moved) = match &revalidate {
+            Some(f) => self.state.revalidate(&**f),
+            None => (Vec::new(), Vec::new()),
+        };
         let keep = self.state.live();
         let Some(nft) = self.nft.as_mut() else {
             self.ruleset = Some(rs);
             return Ok("no kernel access (dry run)".to_string());
         };
-        match nft.apply(&rs, &keep) {
-            Ok(report) => {
-                let summary = format!("{report:?}");
-                let verified = nft
-                    .verify(&rs)
-                    .map_err(|e| format!("read-back failed: {e}"))?;
-                if !verified.ok() {
-                    return Err(format!("read-back does not match the intent: {verified:?}"));
-                }
-                self.ruleset = Some(rs);
-                Ok(summary)
-            }
-            Err(e) => Err(e.to_string()),
+        let report = nft.apply(&rs, &keep).map_err(|e| e.to_string())?;
+        let verified = nft
+            .verify(&rs)
+            .map_err(|e| format!("read-back failed: {e}"))?;
+        if !verified.ok() {
+            return Err(format!("read-back does not match the intent: {verified:?}"));
         }
+        self.ruleset = Some(rs);
+        if !stale.is_empty() {
+            // Only elements still in the kernel can be deleted (a missing
+            // one would abort the batch).
+            let present: std::collections::HashSet<(usize, Option<IpAddr>, IpAddr)> = nft
+                .list_dynamic()
+                .map(|v| {
+                    v.into_iter()
+                        .map(|e| (e.rule_index, e.src, e.dst))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let gone: Vec<DynElement> = stale
+                .into_iter()
+                .filter(|e| present.contains(&(e.rule_index, e.src, e.dst)))
+                .collect();
+            if let Err(e) = nft.remove_dynamic(&gone) {
+                tracing::warn!(error = %e, "could not remove dynamic blocks the new policy no longer wants");
+            } else if !gone.is_empty() || !moved.is_empty() {
+                tracing::info!(
+                    removed = gone.len(),
+                    moved = moved.len(),
+                    "dynamic blocks re-decided under the new policy"
+                );
+            }
+        }
+        Ok(format!("{report:?}"))
     }
 
     fn block(&mut self, batch: Vec<BlockReq>) {
@@ -195,7 +238,7 @@ impl Enforcer {
                     let us = done.saturating_sub(b.decided_ns) / 1000;
                     let mut a = b.alert;
                     if self.enforce {
-                        self.state.record(&b.elem);
+                        self.state.record(&b.elem, b.app.as_deref());
                         a.enforced_within_us = Some(us);
                         self.lat_sample(us);
                         if let Some((src, dst)) = b.cut {

@@ -88,11 +88,37 @@ fn daemon_alert(alerts: &AlertSender, kind: EventKind, reason: String) {
     alerts.send(Alert::new(kind, "allow", reason));
 }
 
-fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded) -> Result<String, String> {
+fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded, reload: bool) -> Result<String, String> {
     let spec = plan::ruleset_spec(&l.config, &l.policy, &l.geo, &l.sigs);
+    let revalidate: Option<enforcer::Revalidate> = reload.then(|| {
+        let (policy, geo) = (l.policy.clone(), l.geo.clone());
+        Box::new(
+            move |e: &geofence_nft::model::DynElement, app: Option<&str>| {
+                let app = app.and_then(|a| geofence_classify::AppId::new(a).ok());
+                let g = geo.lookup(e.dst);
+                let src = e.src.unwrap_or(if e.dst.is_ipv4() {
+                    std::net::IpAddr::from([0u8; 4])
+                } else {
+                    std::net::IpAddr::from([0u16; 8])
+                });
+                let d = policy.decide(&geofence_policy::Query {
+                    src,
+                    dst: e.dst,
+                    app: app.as_ref(),
+                    geo: &g,
+                });
+                let block = d.is_block();
+                d.rule.filter(|_| block).map(|r| r.index)
+            },
+        ) as enforcer::Revalidate
+    });
     let (rtx, rrx) = mpsc::channel();
-    tx.send(Cmd::Apply { spec, reply: rtx })
-        .map_err(|_| "enforcer thread is gone".to_string())?;
+    tx.send(Cmd::Apply {
+        spec,
+        revalidate,
+        reply: rtx,
+    })
+    .map_err(|_| "enforcer thread is gone".to_string())?;
     rrx.recv()
         .map_err(|_| "enforcer thread is gone".to_string())?
 }
@@ -181,7 +207,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Err(_) => bail!("the enforcement thread died at start"),
     }
 
-    match apply(&etx, &loaded) {
+    match apply(&etx, &loaded, false) {
         Ok(summary) => tracing::info!(summary = %summary, enforce = d.enforce, "nftables table applied and verified"),
         Err(e) => bail!("applying the nftables table failed (the previous table, if any, is still in force): {e}"),
     }
@@ -325,7 +351,7 @@ fn reload(
     {
         tracing::warn!("capture settings changed: they take effect at the next restart");
     }
-    match apply(etx, &new) {
+    match apply(etx, &new, true) {
         Ok(summary) => {
             for c in ctls {
                 let _ = c.send(Ctl::Swap {

@@ -157,6 +157,7 @@ impl Pipeline {
         let cut = (r.answered || reload).then_some((r.src_ip, r.dest_ip));
         let _ = self.enforcer.send(Cmd::Block(Box::new(BlockReq {
             elem,
+            app: r.app.as_ref().map(|a| a.to_string()),
             cut,
             decided_ns: ts,
             alert: a,
@@ -212,6 +213,7 @@ impl Pipeline {
         };
         let _ = self.enforcer.send(Cmd::Block(Box::new(BlockReq {
             elem,
+            app: Some(d.app.to_string()),
             cut: None,
             decided_ns: d.ts_ns,
             alert: a,
