@@ -1,0 +1,207 @@
+//! Builds the seed corpora for the fuzz targets from real data: the shared
+//! capture corpus (`../shared/corpus/pcap`), the classifier test vectors
+//! (`crates/classify/testdata`), the shipped configuration and signature
+//! files, and the MaxMind test databases. Writes `corpus/<target>/<hash>`
+//! (at most `MAX_PER_TARGET` files per target, evenly sampled).
+//!
+//! Run from `crates/fuzz`: `cargo run --release --example seeds`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use geofence_classify::{quic, stun};
+use geofence_decode::{decode, LinkType, PcapReader, Proto};
+
+const MAX_PER_TARGET: usize = 200;
+/// Frames of one flow put in one engine seed.
+const ENGINE_FRAMES: usize = 24;
+
+#[derive(Default)]
+struct Seeds(BTreeMap<&'static str, Vec<Vec<u8>>>);
+
+impl Seeds {
+    fn add(&mut self, target: &'static str, data: Vec<u8>) {
+        self.0.entry(target).or_default().push(data);
+    }
+
+    fn write(self, root: &Path) -> std::io::Result<()> {
+        for (target, mut list) in self.0 {
+            list.sort();
+            list.dedup();
+            let step = list.len().div_ceil(MAX_PER_TARGET).max(1);
+            let dir = root.join(target);
+            fs::create_dir_all(&dir)?;
+            let mut n = 0;
+            for d in list.iter().step_by(step) {
+                let mut h = DefaultHasher::new();
+                d.hash(&mut h);
+                fs::write(dir.join(format!("{:016x}", h.finish())), d)?;
+                n += 1;
+            }
+            println!("{target}: {n} seeds (of {} distinct)", list.len());
+        }
+        Ok(())
+    }
+}
+
+fn hex_lines(text: &str) -> Vec<Vec<u8>> {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|t| t.len() >= 2 && t.len() % 2 == 0)
+        .filter_map(|t| {
+            (0..t.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .collect()
+}
+
+fn engine_link_bits(link: LinkType) -> Option<u8> {
+    match link {
+        LinkType::Ethernet => Some(0),
+        LinkType::RawIp => Some(1),
+        LinkType::LinuxSll => Some(2),
+        LinkType::LinuxSll2 => Some(3),
+        _ => None,
+    }
+}
+
+type FlowId = (IpAddr, u16, IpAddr, u16, bool);
+
+fn flow_id(p: &geofence_decode::Packet<'_>) -> FlowId {
+    let a = (p.src, p.sport);
+    let b = (p.dst, p.dport);
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    (x.0, x.1, y.0, y.1, p.proto == Proto::Tcp)
+}
+
+fn from_pcap(path: &Path, seeds: &mut Seeds) -> Result<(), Box<dyn std::error::Error>> {
+    let bytes = fs::read(path)?;
+    // A small prefix of the file itself for the pcap reader.
+    seeds.add("decode", bytes.get(..bytes.len().min(4096)).unwrap_or(&[]).to_vec());
+    let mut r = PcapReader::new(&bytes[..])?;
+    let mut flows: HashMap<FlowId, (Vec<u8>, usize, u64)> = HashMap::new();
+    while let Some(raw) = r.next_packet()? {
+        let frame = raw.data;
+        if frame.len() <= 2048 {
+            seeds.add("decode", frame.to_vec());
+        }
+        let Ok(p) = decode(raw.link, frame) else {
+            continue;
+        };
+        if let Some(bits) = engine_link_bits(raw.link) {
+            let e = flows
+                .entry(flow_id(&p))
+                .or_insert_with(|| (Vec::new(), 0, raw.ts_nanos));
+            if e.1 < ENGINE_FRAMES && frame.len() <= 4096 {
+                let steps = (raw.ts_nanos.saturating_sub(e.2) / 50_000_000).min(63) as u8;
+                e.2 = raw.ts_nanos;
+                e.0.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+                e.0.push(bits << 6 | steps);
+                e.0.extend_from_slice(frame);
+                e.1 += 1;
+            }
+        }
+        let pl = p.payload;
+        if pl.is_empty() || pl.len() > 65536 {
+            continue;
+        }
+        let tcp = p.proto == Proto::Tcp;
+        let dns_port = [53, 5353, 5355].contains(&p.sport) || [53, 5353, 5355].contains(&p.dport);
+        if dns_port {
+            seeds.add("dns", pl.to_vec());
+        }
+        if pl.first() == Some(&0x16) {
+            seeds.add("tls", pl.to_vec());
+        }
+        if !tcp && (quic::is_quic_initial(pl) || quic::gquic_client_hello(pl).is_some()) {
+            seeds.add("quic", pl.to_vec());
+        }
+        if stun::parse(pl, tcp).is_some() || stun::ms_multiplexed_inner(pl).is_some() {
+            seeds.add("stun", pl.to_vec());
+        }
+        if !dns_port && pl.len() <= 2048 {
+            let mut s = Vec::with_capacity(pl.len() + 6);
+            s.extend_from_slice(&p.sport.to_be_bytes());
+            s.extend_from_slice(&p.dport.to_be_bytes());
+            s.push(u8::from(tcp));
+            s.push(0);
+            s.extend_from_slice(pl);
+            seeds.add("payload", s);
+        }
+    }
+    for (_, (seed, _, _)) in flows {
+        seeds.add("engine", seed);
+    }
+    Ok(())
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = here.join("../..");
+    let shared = repo.join("../shared");
+    let mut seeds = Seeds::default();
+
+    let pcaps = shared.join("corpus/pcap");
+    let mut caps = files(&pcaps, "pcap");
+    caps.extend(files(&pcaps, "pcapng"));
+    if caps.is_empty() {
+        println!("no captures under {} (shared corpus absent)", pcaps.display());
+    }
+    for p in &caps {
+        if let Err(e) = from_pcap(p, &mut seeds) {
+            println!("{}: {e}", p.display());
+        }
+    }
+
+    for sub in ["a", "b"] {
+        let dir = repo.join("crates/classify/testdata").join(sub);
+        let mut all = files(&dir, "hex");
+        all.extend(files(&dir, "txt"));
+        for f in all {
+            for v in hex_lines(&fs::read_to_string(&f)?) {
+                for t in ["dns", "tls", "quic", "stun"] {
+                    seeds.add(t, v.clone());
+                }
+                let mut s = vec![0x0d, 0x96, 0x01, 0xbb, 0, 0];
+                s.extend_from_slice(&v);
+                seeds.add("payload", s);
+            }
+        }
+    }
+
+    let mut policies = files(&repo.join("config"), "toml");
+    policies.extend(files(&repo.join("config/examples"), "toml"));
+    for f in policies {
+        seeds.add("policy", fs::read(f)?);
+    }
+    for f in files(&repo.join("config/apps.d"), "toml") {
+        seeds.add("sigdb", fs::read(f)?);
+    }
+    for sub in ["geo/maxmind-test", "geo/bad"] {
+        for f in files(&shared.join(sub), "mmdb") {
+            let b = fs::read(f)?;
+            if b.len() <= 32 * 1024 {
+                seeds.add("mmdb", b);
+            }
+        }
+    }
+    seeds.write(&here.join("corpus"))?;
+    Ok(())
+}

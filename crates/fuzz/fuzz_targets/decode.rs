@@ -1,0 +1,44 @@
+//! Decode: every link type over the input frame, and the pcap/pcapng
+//! reader over the input as a whole file (every record read).
+#![no_main]
+
+use geofence_decode::{decode, LinkType, PcapReader, Proto, MAX_RECORD_LEN};
+use libfuzzer_sys::fuzz_target;
+
+const LINKS: [LinkType; 8] = [
+    LinkType::Ethernet,
+    LinkType::LinuxSll,
+    LinkType::LinuxSll2,
+    LinkType::RawIp,
+    LinkType::Ipv4,
+    LinkType::Ipv6,
+    LinkType::Null,
+    LinkType::Other(147),
+];
+
+fuzz_target!(|data: &[u8]| {
+    for link in LINKS {
+        if let Ok(p) = decode(link, data) {
+            assert!(p.payload.len() <= data.len());
+            assert_eq!(p.tcp.is_some(), p.proto == Proto::Tcp);
+        }
+        assert_eq!(LinkType::from_dlt(link.to_dlt()), link);
+    }
+    if let Ok(mut r) = PcapReader::new(data) {
+        // Each record costs at least 16 bytes (pcap) / 12 bytes (pcapng) of
+        // the input, so this loop is bounded by the input size.
+        let mut n = 0usize;
+        loop {
+            match r.next_packet() {
+                Ok(Some(pkt)) => {
+                    assert!(pkt.data.len() <= MAX_RECORD_LEN as usize);
+                    assert!(pkt.data.len() <= data.len());
+                    let _ = decode(pkt.link, pkt.data);
+                    n += 1;
+                    assert!(n <= data.len() / 12 + 1);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+});
