@@ -1,18 +1,30 @@
 #!/bin/bash
 # NFLOG / AF_PACKET per-packet cost between two namespaces. Run as root.
 # Build first: cargo build --release -p geofence-capture --bins
-# Usage: [E=dir-of-binaries] [N=packets] crates/capture/scripts/measure_capture.sh
+# Usage: [E=dir-of-binaries] [N=packets] [MODE=all|afpacket] [RUNS=3] [RATE=50000] \
+#        crates/capture/scripts/measure_capture.sh
+# MODE=all (default): NFLOG rows, then the AF_PACKET comparison. MODE=afpacket: only the
+# AF_PACKET comparison: pnet vs the libpcap ring (TPACKET_V3, and TPACKET_V2 immediate mode)
+# vs open_afpacket (the daemon's choice), each at a fixed offered rate (RATE pps) and at the
+# sender's maximum rate, RUNS times in interleaved order; one line per capture.
 # Traffic stays inside two throw-away namespaces on 198.51.100.0/24; they are deleted on exit.
 set -u
 E=${E:-${CARGO_TARGET_DIR:-target}/release}
 N=${N:-200000}
+MODE=${MODE:-all}
+RUNS=${RUNS:-3}
+RATE=${RATE:-50000}
 A=gfmA$$; B=gfmB$$
-cleanup() { ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; }
+T=$(mktemp -d)
+cleanup() { ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 ip netns add $A; ip netns add $B
 ip link add va$$ netns $A type veth peer name vb$$ netns $B
 ip -n $A addr add 198.51.100.1/24 dev va$$; ip -n $B addr add 198.51.100.2/24 dev vb$$
-for x in "$A va$$" "$B vb$$"; do set -- $x; ip -n $1 link set $2 up; ip -n $1 link set lo up; done
+for x in "$A va$$" "$B vb$$"; do set -- $x
+  # no IPv6 autoconfiguration chatter (MLD, router solicitations) in the captures
+  ip netns exec $1 sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n $1 link set $2 up; ip -n $1 link set lo up; done
 ip netns exec $B nft -f - <<NFT
 table inet sink {
   chain in { type filter hook input priority 0; udp dport 9999 drop
@@ -27,17 +39,56 @@ table inet gfm {
   }
 }
 NFT
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
 echo "== baseline: sender alone, $N x 64 B over 64 flows"
 ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9998 $N 64
+ip netns exec $A $E/geofence-nstraffic udp-rate 198.51.100.2:9998 $N 64 $RATE
+
+if [ "$MODE" = all ]; then
 echo "== NFLOG every packet (group 8)"
-ip netns exec $A $E/geofence-nflog-dump --group 8 --quiet --idle-ms 1000 --max-ms 60000 > /tmp/m1.json 2>/tmp/m1.err & P=$!
-sleep 0.5; ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $N 64; wait $P; cat /tmp/m1.json
+ip netns exec $A $E/geofence-nflog-dump --group 8 --quiet --idle-ms 1000 --max-ms 60000 > $T/m1.json 2>$T/m1.err & P=$!
+sleep 0.5; ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $N 64; wait $P; cat $T/m1.json
 echo "== NFLOG first packets of each flow (group 9), same traffic"
-ip netns exec $A $E/geofence-nflog-dump --group 9 --quiet --enable-acct --idle-ms 1000 --max-ms 60000 > /tmp/m2.json 2>/tmp/m2.err & P=$!
-sleep 0.5; ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9997 $N 64; wait $P; cat /tmp/m2.json
+ip netns exec $A $E/geofence-nflog-dump --group 9 --quiet --enable-acct --idle-ms 1000 --max-ms 60000 > $T/m2.json 2>$T/m2.err & P=$!
+sleep 0.5; ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9997 $N 64; wait $P; cat $T/m2.json
 for t in "1" "1 --no-filter" "2"; do
   set -- $t
-  echo "== AF_PACKET on the receiving veth, threads=$1 ${2:-filter}"
-  ip netns exec $B $E/geofence-afpacket-count --iface vb$$ --ms 15000 --threads $t --decode > /tmp/m3.json 2>/tmp/m3.err & P=$!
-  sleep 0.5; ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $N 64; wait $P; cat /tmp/m3.json
+  echo "== pnet AF_PACKET on the receiving veth, threads=$1 ${2:-filter}"
+  ip netns exec $B $E/geofence-afpacket-count --iface vb$$ --ms 15000 --threads $t --decode > $T/m3.json 2>$T/m3.err & P=$!
+  sleep 0.5; ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $N 64; wait $P; cat $T/m3.json
+done
+fi
+
+# f KEY FILE: a number from a one-line JSON object
+f() { grep -o "\"$1\":[0-9.]*" "$2" | head -1 | cut -d: -f2; }
+# window: the rate runs take N/RATE s; allow 3 s more (the max-rate runs take ~1-4 s)
+RMS=$(( N * 1000 / RATE + 3000 ))
+echo "== AF_PACKET comparison: $N x 64 B UDP over 64 flows, decode each packet, filter tcp or udp"
+# veth_drop: packets the veth pair itself dropped (sender tx_dropped + receiver rx_dropped,
+# e.g. backlog overflow), i.e. lost before any capture socket could see them
+vdrops() { echo $(( $(ip netns exec $A cat /sys/class/net/va$$/statistics/tx_dropped) + \
+  $(ip netns exec $B cat /sys/class/net/vb$$/statistics/rx_dropped) )); }
+printf '%-4s %-6s %-19s %7s %8s %8s %9s %9s %6s %9s %7s\n' run rate source sent send_pps received k_dropped veth_drop lost cpu_ms us_pkt
+for run in $(seq 1 $RUNS); do
+  for rate in $RATE max; do
+    for src in pnet ring ring-immediate auto; do
+      ms=$RMS; [ $rate = max ] && ms=6000
+      v0=$(vdrops)
+      ip netns exec $B $E/geofence-afpacket-count --iface vb$$ --source $src --ms $ms --decode > $T/c.json 2>$T/c.err & P=$!
+      # wait for READY (the sockets are open)
+      for _ in $(seq 1 100); do grep -q READY $T/c.err && break; sleep 0.05; done
+      if [ $rate = max ]; then
+        ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $N 64 > $T/s.json
+      else
+        ip netns exec $A $E/geofence-nstraffic udp-rate 198.51.100.2:9999 $N 64 $rate > $T/s.json
+      fi
+      wait $P
+      sent=$(f sent $T/s.json); pps=$(f pps $T/s.json); rcv=$(f received $T/c.json)
+      drp=$(f dropped $T/c.json); cpu=$(f cpu_us $T/c.json); vd=$(( $(vdrops) - v0 ))
+      name=$src; [ $src = auto ] && name="auto:$(grep -o '"source":"[a-z-]*"' $T/c.json | cut -d'"' -f4)"
+      printf '%-4s %-6s %-19s %7s %8s %8s %9s %9s %6s %9s %7s\n' $run $rate $name "$sent" "$pps" "$rcv" "$drp" "$vd" \
+        $(( ${sent:-0} - ${rcv:-0} )) "$(awk -v c="${cpu:-0}" 'BEGIN{ printf "%.1f", c/1000 }')" \
+        "$(awk -v c="${cpu:-0}" -v r="${rcv:-0}" 'BEGIN{ if (r>0) printf "%.2f", c/r; else print "-" }')"
+    done
+  done
 done

@@ -1,6 +1,6 @@
 //! Counts TCP/UDP frames on an interface with `AfPacketSource` (pnet, optionally in a
 //! HASH fanout group over several threads) or `RingSource` (libpcap mmap ring) and
-//! prints one JSON line with totals, kernel counters and the process CPU time. Used for
+//! prints one JSON line with totals, kernel counters and the process CPU time (getrusage, all threads). Used for
 //! the measurements in docs/benchmarks-capture.md and by the root namespace tests.
 //!
 //! ```text
@@ -29,14 +29,14 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn cpu_ms() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+/// User + system CPU time of the whole process (all threads), in microseconds.
+fn cpu_us() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| {
+        let us = u.user_time().num_microseconds() + u.system_time().num_microseconds();
+        u64::try_from(us).unwrap_or(0)
+    })
 }
 
 fn main() {
@@ -99,7 +99,7 @@ fn main() {
     };
     let name = sources.first().map_or("none", |s| s.name());
     eprintln!("READY");
-    let cpu0 = cpu_ms();
+    let cpu0 = cpu_us();
     let end = Instant::now() + Duration::from_millis(ms);
     std::thread::sleep(Duration::from_millis(stall_ms));
     let handles: Vec<_> = sources
@@ -168,11 +168,12 @@ fn main() {
             decoded += d;
         }
     }
+    let cpu = cpu_us().saturating_sub(cpu0);
     println!(
-        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{}}}",
+        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{},\"cpu_us\":{cpu}}}",
         max_poll.as_millis(),
         per_thread.join(","),
         flows.join(","),
-        cpu_ms().saturating_sub(cpu0)
+        cpu / 1000
     );
 }
