@@ -321,6 +321,10 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
         serde_json::from_str::<serde_json::Value>(line).expect("every alert line is JSON");
     }
     assert!(alerts.contains("no-conferencing-to-prc"), "{alerts}");
+    assert!(
+        alerts.contains("nothing-to-russia") && alerts.contains("static set"),
+        "a flow stopped by the static layer is reported too: {alerts}"
+    );
     assert!(alerts.contains("\"enforced_within_us\""), "{alerts}");
 
     // Reload under traffic: 100 SIGHUPs alternating two policies while one

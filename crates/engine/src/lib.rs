@@ -135,6 +135,13 @@ pub enum Event {
     },
     /// A DNS answer pointed an app's name at an address: pre-emptive.
     Dns(DnsLearned),
+    /// A new flow that a rule for all traffic blocks whatever its app (the
+    /// kernel's static sets already stop it; reported for the alert log).
+    /// Sent once per flow, at its first packet.
+    AllTraffic {
+        report: FlowReport,
+        packet_ts_ns: u64,
+    },
 }
 
 /// Packet-level counters.
@@ -167,6 +174,8 @@ pub struct Engine {
     sockets_pending: bool,
     /// The latest packet timestamp seen.
     clock_ns: u64,
+    /// The policy has a `block` rule for all traffic (no `apps`).
+    all_traffic_blocks: bool,
 }
 
 const SWEEP_NS: u64 = 1_000_000_000;
@@ -205,6 +214,7 @@ impl Engine {
             last_sweep_ns: 0,
             sockets_pending: false,
             clock_ns: 0,
+            all_traffic_blocks: all_traffic_blocks(&policy),
             cfg,
             sigs: inspect::Sigs::new(sigs),
             geo,
@@ -214,6 +224,7 @@ impl Engine {
 
     /// Swaps in a new policy (reload); flows keep their labels.
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.all_traffic_blocks = all_traffic_blocks(&policy);
         self.policy = policy;
     }
 
@@ -312,7 +323,22 @@ impl Engine {
                     report,
                     packet_ts_ns: ts_ns,
                 });
-            } else if let Some(l) = f.inspect.as_ref().and_then(|s| s.tentative.as_ref()) {
+            } else if self.all_traffic_blocks {
+                // Blocked whatever the app turns out to be.
+                let report = self.report(&f);
+                let by_all_traffic_rule = report
+                    .rule_index
+                    .and_then(|i| self.policy.rules().get(i))
+                    .is_some_and(|r| r.apps.is_none());
+                if report.action == "block" && by_all_traffic_rule {
+                    out.push(Event::AllTraffic {
+                        report,
+                        packet_ts_ns: ts_ns,
+                    });
+                }
+            }
+            let tentative = f.inspect.as_ref().and_then(|s| s.tentative.as_ref());
+            if let Some(l) = tentative.filter(|_| f.label.is_none()) {
                 if l.method == Method::IpRange && socket_evidence(&f, l) {
                     let sock = SocketAddr::new(f.client.0, f.client.1);
                     self.sockets_pending |= self.peers.insert_socket(sock, l.app, ts_ns);
@@ -590,6 +616,12 @@ impl Engine {
     pub fn name_of(&self, ip: &IpAddr, now_ns: u64) -> Option<&names::NameEntry> {
         self.names.get(ip, now_ns)
     }
+}
+
+fn all_traffic_blocks(p: &Policy) -> bool {
+    p.rules()
+        .iter()
+        .any(|r| r.apps.is_none() && r.action == geofence_policy::Action::Block)
 }
 
 /// Whether a label is strong enough to vouch for its client UDP socket.

@@ -374,3 +374,58 @@ fn garbage_frames_are_counted_not_fatal() {
     assert_eq!(e.stats().frames, 60_000);
     let _ = e.finish();
 }
+
+#[test]
+fn all_traffic_rules_report_new_flows_at_their_first_packet() {
+    let cfg = geofence_policy::load_str(
+        "t.toml",
+        "[geoip]\ndatabases = [\"t.mmdb\"]\n[jurisdictions]\nprc = [\"CN\"]\n\
+         [[rule]]\nname = \"nothing-to-prc\"\nto = [\"prc\"]\naction = \"block\"\n",
+    )
+    .expect("policy");
+    let policy = geofence_policy::Policy::from_config(&cfg).expect("compile");
+    let geo = GeoDb::from_sources(vec![(
+        "g".to_string(),
+        geoip2_country(&[("203.0.113.0/24", "CN", None)]).to_bytes(),
+    )])
+    .expect("geo");
+    let mut e = Engine::new(
+        EngineConfig::default(),
+        Arc::new(SignatureDb::builtin()),
+        Arc::new(geo),
+        Arc::new(policy),
+    );
+    let mut ev = Vec::new();
+    e.process_frame(
+        SEC,
+        LinkType::Ethernet,
+        &tcp_v4(CLIENT, 50000, CN_SERVER, 22, 1, TcpFlags::SYN, &[]),
+        &mut ev,
+    );
+    e.process_frame(
+        SEC + 1,
+        LinkType::Ethernet,
+        &tcp_v4(CLIENT, 50000, CN_SERVER, 22, 2, TcpFlags::ACK, &[]),
+        &mut ev,
+    );
+    e.process_frame(
+        SEC,
+        LinkType::Ethernet,
+        &tcp_v4(
+            CLIENT,
+            50001,
+            Ipv4Addr::new(198, 51, 100, 1),
+            22,
+            1,
+            TcpFlags::SYN,
+            &[],
+        ),
+        &mut ev,
+    );
+    assert_eq!(ev.len(), 1, "one event, for the CN flow only: {ev:?}");
+    let Event::AllTraffic { report, .. } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(report.rule.as_deref(), Some("nothing-to-prc"));
+    assert!(report.app.is_none());
+}

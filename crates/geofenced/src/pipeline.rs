@@ -121,6 +121,17 @@ impl Pipeline {
                     packet_ts_ns,
                 } => self.on_flow(report, packet_ts_ns, reload),
                 Event::Dns(d) => self.on_dns(d),
+                Event::AllTraffic { report, .. } => {
+                    // The static sets stop it in the kernel; say so.
+                    let mut a = alert_from_flow(&report);
+                    a.evidence =
+                        Some("destination in the rule's static set (all traffic)".to_string());
+                    if !self.enforce {
+                        a.verdict = None;
+                        a.reason = format!("monitor mode, not enforced: {}", a.explain());
+                    }
+                    self.alerts.send(a);
+                }
             }
         }
     }
