@@ -52,7 +52,8 @@ impl AppId {
         let ok = !b.is_empty()
             && b.len() <= 32
             && b[0].is_ascii_lowercase()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
         if ok {
             Ok(AppId(Arc::from(s)))
         } else {

@@ -14,12 +14,12 @@
 
 pub mod app;
 pub mod dns;
-pub mod sigs;
-pub mod sigdb;
-pub mod stun;
 pub mod payload;
-pub mod tls;
 pub mod quic;
+pub mod sigdb;
+pub mod sigs;
+pub mod stun;
+pub mod tls;
 
 pub use app::{AppId, Category, Method, BUILTIN_APPS, CONFERENCING_GROUP};
 pub use sigdb::{AppInfo, AppRef, SignatureDb};

@@ -141,7 +141,11 @@ pub struct BytePattern {
 impl BytePattern {
     /// Decodes `hex`; None when it is not valid hex.
     pub fn bytes(&self) -> Option<Vec<u8>> {
-        let h: Vec<u8> = self.hex.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+        let h: Vec<u8> = self
+            .hex
+            .bytes()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
         if h.len() & 1 == 1 || h.is_empty() {
             return None;
         }
