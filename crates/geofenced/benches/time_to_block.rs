@@ -1,0 +1,1096 @@
+//! Time to block and leak of the release `geofenced`, on a real kernel.
+//!
+//! ```text
+//! cargo bench -p geofenced --bench time_to_block            # 3 runs
+//! cargo bench -p geofenced --bench time_to_block -- --runs 1 --flows 2000 --leak 50
+//! ```
+//!
+//! Each run builds fresh namespaces (client -> gateway -> server, see
+//! `geofence_testkit::netns`), writes a generated .mmdb (203.0.113.64/26 and
+//! 203.0.113.128/25 in CN, 203.0.113.20 in DE) and a policy that blocks
+//! conferencing to CN, starts the daemon in the gateway namespace and waits
+//! for its "geofenced started" alert. Then:
+//!
+//! * **Burst**: one sender in the client namespace (this executable re-run
+//!   under `ip netns exec`, raw IPv4 socket) sends the first packet (a Zoom
+//!   SFU hello on UDP 8801) of `--flows` new flows back to back, each from a
+//!   distinct (client address, server address) pair, so that every flow
+//!   needs its own kernel element. Each flow sends a second packet after a
+//!   delay taken from a ladder (0.1 ms .. 20 ms). Reported: how many flows
+//!   got a block alert, p50/p99/max of the daemon's `enforced_within_us`,
+//!   and, measured from outside, for each delay the share of second packets
+//!   that still reached the server (a counter per flow in the server
+//!   namespace's prerouting hook): the survival curve of "not yet blocked"
+//!   measured from the client's send time. Also daemon CPU time during the
+//!   burst and netlink socket drops in the gateway namespace.
+//! * **Leak**: `--leak` flows each of UDP and TCP, with and without a DNS
+//!   answer first (a DNS server in the server namespace answers
+//!   `nA-B-C-D.zoom.us` with A.B.C.D). Packets of each flow that reach the
+//!   server are counted by the same per-flow counters.
+//!
+//! Needs root, `ip` and `nft`; skips with a message otherwise. Namespaces,
+//! processes and the temporary directory are removed on every path (drop
+//! guards, also when a step panics).
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use geofence_testkit::mmdb::geoip2_country;
+use geofence_testkit::netns::{require_root, Topology};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+const DAEMON: &str = env!("CARGO_BIN_EXE_geofenced");
+/// Second-packet delays of the burst, microseconds.
+const LADDER_US: [u64; 10] = [100, 250, 500, 1000, 1500, 2000, 3000, 5000, 10_000, 20_000];
+const DNS_SERVER: &str = "203.0.113.20";
+const MEDIA_PORT: u16 = 8801;
+const TLS_PORT: u16 = 443;
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- packets
+
+/// Zoom SFU hello (`01 00 03` + 37 bytes): the deciding packet.
+fn zoom_hello() -> Vec<u8> {
+    let mut p = vec![0x01, 0x00, 0x03];
+    p.extend_from_slice(&[0u8; 37]);
+    p
+}
+
+/// Zoom SFU media packet (type 5, audio with RTP at offset 27).
+fn zoom_media(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x05, 0, 0, 0, 0, 0, 0, 0x00, 15];
+    p.extend_from_slice(&[0u8; 18]);
+    p.extend_from_slice(&[0x80, 0x6F]);
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
+    p.extend_from_slice(&[0x55u8; 80]);
+    p
+}
+
+/// A minimal TLS 1.2 ClientHello record with the server_name extension.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let list_len = name.len() + 3;
+    let mut ext = vec![0x00, 0x00];
+    ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(list_len as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend_from_slice(name);
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x42; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01, 0x01, 0x00]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+fn csum_add(mut sum: u32, b: &[u8]) -> u32 {
+    for c in b.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        sum += u32::from(w);
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 + UDP datagram for a raw (`IP_HDRINCL`) socket.
+fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let ulen = 8 + payload.len();
+    let tlen = 20 + ulen;
+    let mut p = Vec::with_capacity(tlen);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(tlen as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let hsum = csum_fold(csum_add(0, &p));
+    p[10..12].copy_from_slice(&hsum.to_be_bytes());
+    let mut udp = Vec::with_capacity(ulen);
+    udp.extend_from_slice(&sport.to_be_bytes());
+    udp.extend_from_slice(&dport.to_be_bytes());
+    udp.extend_from_slice(&(ulen as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let mut s = csum_add(0, &src.octets());
+    s = csum_add(s, &dst.octets());
+    s += 17 + ulen as u32;
+    s = csum_add(s, &udp);
+    let c = match csum_fold(s) {
+        0 => 0xFFFF,
+        c => c,
+    };
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&udp);
+    p
+}
+
+// ---------------------------------------------------------------- DNS
+
+fn dns_name(b: &[u8], mut at: usize) -> Option<(String, usize)> {
+    let mut out = String::new();
+    loop {
+        let l = *b.get(at)? as usize;
+        at += 1;
+        if l == 0 {
+            return Some((out.to_ascii_lowercase(), at));
+        }
+        if l > 63 {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(std::str::from_utf8(b.get(at..at + l)?).ok()?);
+        at += l;
+    }
+}
+
+/// `nA-B-C-D.zoom.us` -> A.B.C.D
+fn name_addr(name: &str) -> Option<Ipv4Addr> {
+    let label = name.strip_suffix(".zoom.us")?.strip_prefix('n')?;
+    label.replace('-', ".").parse().ok()
+}
+
+fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
+    let (name, end) = dns_name(q, 12)?;
+    let question = q.get(12..end + 4)?;
+    let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
+    let addr = name_addr(&name).filter(|_| qtype == 1);
+    let mut r = q.get(0..2)?.to_vec();
+    r.extend_from_slice(&[0x81, if addr.is_some() { 0x80 } else { 0x83 }, 0, 1]);
+    r.extend_from_slice(&[0, u8::from(addr.is_some()), 0, 0, 0, 0]);
+    r.extend_from_slice(question);
+    if let Some(a) = addr {
+        r.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        r.extend_from_slice(&a.octets());
+    }
+    Some(r)
+}
+
+fn dns_query(name: &str) -> Vec<u8> {
+    let mut q = vec![0x4a, 0x21, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+fn first_a(r: &[u8]) -> Option<Ipv4Addr> {
+    let (_, at) = dns_name(r, 12)?;
+    let at = at + 4;
+    if r.get(6..8)? == [0, 0] {
+        return None;
+    }
+    let h = r.get(at + 2..at + 12)?;
+    if h[0..2] != [0, 1] || h[8..10] != [0, 4] {
+        return None;
+    }
+    let d = r.get(at + 12..at + 16)?;
+    Some(Ipv4Addr::new(d[0], d[1], d[2], d[3]))
+}
+
+// ---------------------------------------------------------------- helper modes
+
+/// `--server SECS`: DNS on 203.0.113.20:53 and a TCP sink on :443 (every
+/// address the namespace owns), in the server namespace.
+fn server_mode(secs: u64) -> Result<(), String> {
+    let dns = UdpSocket::bind((DNS_SERVER, 53)).map_err(|e| e.to_string())?;
+    dns.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| e.to_string())?;
+    let tcp = TcpListener::bind(("0.0.0.0", TLS_PORT)).map_err(|e| e.to_string())?;
+    tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || loop {
+        match tcp.accept() {
+            Ok((mut s, _)) => {
+                std::thread::spawn(move || {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                    let mut b = [0u8; 4096];
+                    while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    });
+    println!("listening");
+    let _ = std::io::stdout().flush();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut buf = [0u8; 1500];
+    while Instant::now() < end {
+        if let Ok((n, from)) = dns.recv_from(&mut buf) {
+            if let Some(r) = buf.get(..n).and_then(dns_answer) {
+                let _ = dns.send_to(&r, from);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn raw_socket() -> Result<Socket, String> {
+    // IPPROTO_RAW implies IP_HDRINCL.
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255)))
+        .map_err(|e| format!("raw socket: {e}"))?;
+    let _ = s.set_send_buffer_size(4 << 20);
+    Ok(s)
+}
+
+/// `--sender SPEC OUT`: SPEC lines `src sport dst dport delay_us`; sends the
+/// hello of every flow back to back and its second packet `delay_us` later.
+/// OUT lines: `index t_first_ns t_second_ns`.
+fn sender_mode(spec: &Path, out: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(spec).map_err(|e| e.to_string())?;
+    let mut flows = Vec::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let [src, sport, dst, dport, delay] = f[..] else {
+            return Err(format!("bad spec line {l:?}"));
+        };
+        let p = |s: &str| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
+        flows.push((
+            src.parse::<Ipv4Addr>().map_err(|e| e.to_string())?,
+            p(sport)? as u16,
+            dst.parse::<Ipv4Addr>().map_err(|e| e.to_string())?,
+            p(dport)? as u16,
+            p(delay)?,
+        ));
+    }
+    let hello: Vec<Vec<u8>> = flows
+        .iter()
+        .map(|&(s, sp, d, dp, _)| ipv4_udp(s, sp, d, dp, &zoom_hello()))
+        .collect();
+    let second: Vec<Vec<u8>> = flows
+        .iter()
+        .map(|&(s, sp, d, dp, _)| ipv4_udp(s, sp, d, dp, &zoom_media(1)))
+        .collect();
+    let addrs: Vec<SockAddr> = flows
+        .iter()
+        .map(|&(_, _, d, _, _)| SockAddr::from(SocketAddrV4::new(d, 0)))
+        .collect();
+    let sock = raw_socket()?;
+    let mut t_first = vec![0u64; flows.len()];
+    let mut t_second = vec![0u64; flows.len()];
+    let mut due: BinaryHeap<std::cmp::Reverse<(Instant, usize)>> = BinaryHeap::new();
+    let mut next = 0;
+    let mut errors = 0u64;
+    let start = Instant::now();
+    loop {
+        let now = Instant::now();
+        while let Some(std::cmp::Reverse((t, i))) = due.peek().copied() {
+            if t > now {
+                break;
+            }
+            due.pop();
+            t_second[i] = now_ns();
+            if sock.send_to(&second[i], &addrs[i]).is_err() {
+                errors += 1;
+            }
+        }
+        if next < flows.len() {
+            t_first[next] = now_ns();
+            if sock.send_to(&hello[next], &addrs[next]).is_err() {
+                errors += 1;
+            }
+            if flows[next].4 > 0 {
+                due.push(std::cmp::Reverse((
+                    Instant::now() + Duration::from_micros(flows[next].4),
+                    next,
+                )));
+            }
+            next += 1;
+        } else if due.is_empty() {
+            break;
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    let mut o = String::new();
+    for i in 0..flows.len() {
+        o.push_str(&format!("{i} {} {}\n", t_first[i], t_second[i]));
+    }
+    std::fs::write(out, o).map_err(|e| e.to_string())?;
+    println!(
+        "sent {} flows in {:.1} ms, {errors} send errors",
+        flows.len(),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// One leak-test flow, run in the client namespace. Returns
+/// `(local port, server address, outcome)`.
+fn leak_flow(src: Ipv4Addr, proto: &str, dns: bool, dst: Ipv4Addr) -> (u16, Ipv4Addr, String) {
+    let mut server = dst;
+    if dns {
+        let name = format!("n{}.zoom.us", dst.to_string().replace('.', "-"));
+        let answered = (|| {
+            let s = UdpSocket::bind((src, 0)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            s.send_to(&dns_query(&name), (DNS_SERVER, 53)).ok()?;
+            let mut b = [0u8; 1500];
+            let (n, _) = s.recv_from(&mut b).ok()?;
+            first_a(b.get(..n)?)
+        })();
+        match answered {
+            Some(a) => server = a,
+            None => return (0, dst, "no-dns-answer".into()),
+        }
+    }
+    // Connect right after the answer, as a client would.
+    if proto == "udp" {
+        let Ok(s) = UdpSocket::bind((src, 0)) else {
+            return (0, server, "bind-failed".into());
+        };
+        let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
+        let mut sent = 0;
+        for i in 0..5u16 {
+            let p = if i == 0 { zoom_hello() } else { zoom_media(i) };
+            if s.send_to(&p, (server, MEDIA_PORT)).is_ok() {
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return (port, server, format!("sent{sent}"));
+    }
+    let sock = match Socket::new(Domain::IPV4, Type::STREAM, None) {
+        Ok(s) => s,
+        Err(_) => return (0, server, "socket-failed".into()),
+    };
+    if sock
+        .bind(&SockAddr::from(SocketAddrV4::new(src, 0)))
+        .is_err()
+    {
+        return (0, server, "bind-failed".into());
+    }
+    let port = sock
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .unwrap_or(0);
+    let to = SockAddr::from(SocketAddrV4::new(server, TLS_PORT));
+    let outcome = match sock.connect_timeout(&to, Duration::from_secs(1)) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => "timeout".to_string(),
+        Err(e) => format!("error:{}", e.kind()),
+        Ok(()) => {
+            let mut s: std::net::TcpStream = sock.into();
+            let a = s.write_all(&client_hello("zoom.us")).is_ok();
+            std::thread::sleep(Duration::from_millis(50));
+            let b = s.write_all(b"ping\n").is_ok();
+            std::thread::sleep(Duration::from_millis(50));
+            format!("connected,hello_ok={a},ping_ok={b}")
+        }
+    };
+    (port, server, outcome)
+}
+
+/// `--leak SPEC OUT`: SPEC lines `dns|nodns udp|tcp src dst`; OUT lines
+/// `dns|nodns proto src sport dst outcome`. Eight flows at a time.
+fn leak_mode(spec: &Path, out: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(spec).map_err(|e| e.to_string())?;
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let chunks: Vec<Vec<String>> = lines
+        .chunks(lines.len().div_ceil(8).max(1))
+        .map(<[String]>::to_vec)
+        .collect();
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                for l in chunk {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    let [mode, proto, src, dst] = f[..] else {
+                        continue;
+                    };
+                    let (Ok(src), Ok(dst)) = (src.parse(), dst.parse()) else {
+                        continue;
+                    };
+                    let (port, server, outcome) = leak_flow(src, proto, mode == "dns", dst);
+                    out.push(format!("{mode} {proto} {src} {port} {server} {outcome}"));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.join().map_err(|_| "leak thread panicked")?);
+    }
+    std::fs::write(out, all.join("\n") + "\n").map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------- orchestration
+
+/// Kills and reaps a child on drop.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map(Child::id).unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Removes the run's directory on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("GF_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Opts {
+    flows: usize,
+    leak: usize,
+}
+
+fn config_text(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+[daemon]
+mode = "gateway"
+enforce = true
+capture = "nflog"
+nflog_group = 17
+alert_log = "{d}/alerts.jsonl"
+state_dir = "{d}/state"
+dns_ttl_floor_secs = 300
+dynamic_timeout_secs = 600
+
+[geoip]
+databases = ["{d}/geo.mmdb"]
+
+[signatures]
+dirs = []
+
+[jurisdictions]
+prc = ["CN"]
+
+[[rule]]
+name = "no-conferencing-to-prc"
+apps = ["conferencing"]
+to = ["prc"]
+action = "block"
+verdict = "reject"
+
+[default]
+action = "allow"
+"#
+    )
+}
+
+/// Per-flow packet counters at the server's prerouting hook; UDP to the
+/// CN pools is dropped there after counting (no socket, no ICMP replies).
+const SERVER_NFT: &str = r#"
+table inet gfbench {
+  counter media { }
+  set flows { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags dynamic; size 131072; counter; }
+  chain pre {
+    type filter hook prerouting priority -300;
+    ip saddr 198.51.100.0/24 udp dport 8801 counter name media
+    ip saddr 198.51.100.0/24 update @flows { ip saddr . th sport . ip daddr . th dport }
+    ip daddr { 203.0.113.64/26, 203.0.113.128/25 } meta l4proto udp drop
+  }
+}
+"#;
+
+/// Per leak case: packets-at-server histogram, client outcomes, block latencies.
+type LeakStats = (BTreeMap<u64, u64>, BTreeMap<String, u64>, Vec<u64>);
+
+type FlowKey = (Ipv4Addr, u16, Ipv4Addr, u16);
+
+fn server_counts(t: &Topology) -> HashMap<FlowKey, u64> {
+    let mut m = HashMap::new();
+    let Ok(o) = t.exec(
+        &t.srv,
+        &["nft", "-j", "list", "set", "inet", "gfbench", "flows"],
+    ) else {
+        return m;
+    };
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let elems = v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["set"]["elem"].as_array())
+        .flatten();
+    for e in elems {
+        let c = &e["elem"]["val"]["concat"];
+        let (Some(s), Some(sp), Some(d), Some(dp)) = (
+            c[0].as_str().and_then(|x| x.parse().ok()),
+            c[1].as_u64(),
+            c[2].as_str().and_then(|x| x.parse().ok()),
+            c[3].as_u64(),
+        ) else {
+            continue;
+        };
+        let n = e["elem"]["counter"]["packets"].as_u64().unwrap_or(0);
+        m.insert((s, sp as u16, d, dp as u16), n);
+    }
+    m
+}
+
+/// Packets counted by the named counter `media` in the server namespace.
+fn media_packets(t: &Topology) -> u64 {
+    let o = t
+        .stdout(
+            &t.srv,
+            &["nft", "-j", "list", "counter", "inet", "gfbench", "media"],
+        )
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["counter"]["packets"].as_u64())
+        .sum()
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // fields 14 and 15 of stat (utime, stime) are 12 and 13 after ") S"
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Sum of the Drops column of netlink sockets in a namespace.
+fn netlink_drops(t: &Topology) -> u64 {
+    t.stdout(&t.gw, &["cat", "/proc/net/netlink"])
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
+        .sum()
+}
+
+fn udp_snmp(t: &Topology, ns: &str) -> String {
+    let s = t.stdout(ns, &["cat", "/proc/net/snmp"]).unwrap_or_default();
+    let udp: Vec<&str> = s.lines().filter(|l| l.starts_with("Udp:")).collect();
+    match udp[..] {
+        [h, v] => h
+            .split_whitespace()
+            .zip(v.split_whitespace())
+            .filter(|(k, _)| matches!(*k, "InErrors" | "RcvbufErrors"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+#[derive(Default, Clone)]
+struct BlockAlert {
+    us: u64,
+    ts_ns: u64,
+}
+
+/// RFC 3339 `YYYY-MM-DDTHH:MM:SS.ffffffZ` to Unix ns.
+fn parse_ts(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let n = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 20 || b.last() != Some(&b'Z') {
+        return None;
+    }
+    let (y, mo, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (h, mi, se) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    let frac = s.get(20..s.len() - 1).unwrap_or("");
+    let mut ns: i64 = 0;
+    for (i, c) in frac.chars().take(9).enumerate() {
+        ns += i64::from(c.to_digit(10)?) * 10i64.pow(8 - i as u32);
+    }
+    // days from civil (Howard Hinnant)
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(((days * 24 + h) * 60 + mi) * 60 + se)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(ns as u64)
+}
+
+fn block_alerts(dir: &Path) -> HashMap<(Ipv4Addr, Ipv4Addr, &'static str), BlockAlert> {
+    let text = std::fs::read_to_string(dir.join("alerts.jsonl")).unwrap_or_default();
+    let mut m = HashMap::new();
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        if v["action"] != "block" {
+            continue;
+        }
+        let kind: &'static str = match v["event"].as_str() {
+            Some("flow") => "flow",
+            Some("dns") => "dns",
+            _ => continue,
+        };
+        let (Some(s), Some(d)) = (
+            v["src_ip"].as_str().and_then(|x| x.parse().ok()),
+            v["dest_ip"].as_str().and_then(|x| x.parse().ok()),
+        ) else {
+            continue;
+        };
+        let Some(us) = v["enforced_within_us"].as_u64() else {
+            continue;
+        };
+        let ts_ns = v["timestamp"].as_str().and_then(parse_ts).unwrap_or(0);
+        m.entry((s, d, kind)).or_insert(BlockAlert { us, ts_ns });
+    }
+    m
+}
+
+fn pct(v: &mut [u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn client_pool(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 51, 100, 100 + (i % 100) as u8)
+}
+
+fn server_pool(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(203, 0, 113, 128 + (i % 100) as u8)
+}
+
+fn self_exe() -> String {
+    std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("timed out waiting for {what}"))
+}
+
+fn run_once(run: usize, o: Opts) -> Result<String, String> {
+    let t = Topology::new("gftb").map_err(|e| format!("namespaces: {e}"))?;
+    let dir = TempDir(std::env::temp_dir().join(format!("gf-ttb-{}-{run}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(|e| e.to_string())?;
+    let d = &dir.0;
+    let sh = |ns: &str, args: &[&str]| t.ok(ns, args).map_err(|e| e.to_string());
+    // 100 extra client addresses for the burst, 40 for the leak test.
+    for i in (10..50).chain(100..200) {
+        sh(
+            &t.client,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("198.51.100.{i}/24"),
+                "dev",
+                "c0",
+            ],
+        )?;
+    }
+    // The server namespace owns the CN pools (AnyIP: local routes on lo).
+    for r in ["203.0.113.64/26", "203.0.113.128/25"] {
+        sh(&t.srv, &["ip", "route", "add", "local", r, "dev", "lo"])?;
+    }
+    let nft_file = d.join("server.nft");
+    std::fs::write(&nft_file, SERVER_NFT).map_err(|e| e.to_string())?;
+    sh(&t.srv, &["nft", "-f", &nft_file.to_string_lossy()])?;
+    geoip2_country(&[
+        ("203.0.113.64/26", "CN", None),
+        ("203.0.113.128/25", "CN", None),
+        ("203.0.113.20/32", "DE", None),
+    ])
+    .write(&d.join("geo.mmdb"))
+    .map_err(|e| e.to_string())?;
+    let config = d.join("geofence.toml");
+    std::fs::write(&config, config_text(d)).map_err(|e| e.to_string())?;
+
+    let exe = self_exe();
+    let mut server = t
+        .spawn(&t.srv, &[&exe, "--server", "600"])
+        .map_err(|e| e.to_string())?;
+    if let Some(out) = server.stdout.as_mut() {
+        let mut b = [0u8; 10];
+        let _ = out.read(&mut b);
+    }
+    let _server = Proc(Some(server));
+
+    let daemon = Proc(Some(
+        Command::new("ip")
+            .args(["netns", "exec", &t.gw, DAEMON, "--config"])
+            .arg(&config)
+            .args(["--log-format", "text"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("daemon.log")).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("start geofenced: {e}"))?,
+    ));
+    let alerts_path = d.join("alerts.jsonl");
+    let alerts_text = || std::fs::read_to_string(&alerts_path).unwrap_or_default();
+    wait_for("geofenced started", 20, || {
+        alerts_text().contains("geofenced started")
+    })
+    .map_err(|e| {
+        format!(
+            "{e}\n{}",
+            std::fs::read_to_string(d.join("daemon.log")).unwrap_or_default()
+        )
+    })?;
+    let pid = daemon.id();
+
+    // Warm-up: resolve the gateway's neighbours for every server address
+    // (plain UDP to port 9: allowed, not conferencing).
+    let mut warm = String::new();
+    for i in 0..100 {
+        warm.push_str(&format!(
+            "{} {} {} 9 0\n",
+            client_pool(i),
+            40000,
+            server_pool(i)
+        ));
+    }
+    for i in 0..20usize {
+        warm.push_str(&format!("198.51.100.10 40001 203.0.113.{} 9 0\n", 64 + i));
+    }
+    std::fs::write(d.join("warm.spec"), warm).map_err(|e| e.to_string())?;
+    let wspec = d.join("warm.spec").to_string_lossy().into_owned();
+    let wout = d.join("warm.out").to_string_lossy().into_owned();
+    sh(&t.client, &[&exe, "--sender", &wspec, &wout])?;
+    std::thread::sleep(Duration::from_millis(500));
+
+    // ---- burst
+    let mut spec = String::new();
+    let mut flows = Vec::with_capacity(o.flows);
+    for i in 0..o.flows {
+        // pair (client i%100, server i/100) distinct for i < 10,000
+        let c = client_pool(i);
+        let s = server_pool(i / 100);
+        let sport = 20000 + (i % 40000) as u16;
+        let delay = LADDER_US[i % LADDER_US.len()];
+        spec.push_str(&format!("{c} {sport} {s} {MEDIA_PORT} {delay}\n"));
+        flows.push((c, sport, s, delay));
+    }
+    std::fs::write(d.join("burst.spec"), spec).map_err(|e| e.to_string())?;
+    let bspec = d.join("burst.spec").to_string_lossy().into_owned();
+    let bout = d.join("burst.out").to_string_lossy().into_owned();
+    let drops0 = netlink_drops(&t);
+    let cpu0 = cpu_ticks(pid).unwrap_or(0);
+    let wall0 = Instant::now();
+    let sent = t
+        .stdout(&t.client, &[&exe, "--sender", &bspec, &bout])
+        .map_err(|e| e.to_string())?;
+    let is_burst = |s: &Ipv4Addr, dd: &Ipv4Addr| s.octets()[3] >= 100 && dd.octets()[3] >= 128;
+    let count_blocks = || {
+        block_alerts(d)
+            .keys()
+            .filter(|(s, dd, k)| *k == "flow" && is_burst(s, dd))
+            .count()
+    };
+    let _ = wait_for("all burst blocks", 30, || count_blocks() >= o.flows);
+    // settle: no new block for 1 s
+    let mut last = count_blocks();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let n = count_blocks();
+        if n == last {
+            break;
+        }
+        last = n;
+    }
+    let wall = wall0.elapsed();
+    let cpu1 = cpu_ticks(pid).unwrap_or(0);
+    let drops1 = netlink_drops(&t);
+    let alerts = block_alerts(d);
+    let counts = server_counts(&t);
+    let media_total = media_packets(&t);
+    let media_flows: u64 = counts
+        .iter()
+        .filter(|(k, _)| k.3 == MEDIA_PORT)
+        .map(|(_, n)| n)
+        .sum();
+    let times: Vec<(u64, u64)> = std::fs::read_to_string(&bout)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some((*f.get(1)?, *f.get(2)?))
+        })
+        .collect();
+
+    let mut lat = Vec::new();
+    let mut to_alert = Vec::new();
+    // per ladder step: (flows, second packet passed, first packet missing)
+    let mut ladder: BTreeMap<u64, (u64, u64, u64, Vec<u64>)> = BTreeMap::new();
+    let mut unblocked = 0u64;
+    for (i, &(c, sport, s, delay)) in flows.iter().enumerate() {
+        let a = alerts.get(&(c, s, "flow"));
+        if let Some(a) = a {
+            lat.push(a.us);
+        } else {
+            unblocked += 1;
+        }
+        let (t1, t2) = times.get(i).copied().unwrap_or((0, 0));
+        if let Some(a) = a.filter(|a| a.ts_ns > 0 && t1 > 0) {
+            to_alert.push(a.ts_ns.saturating_sub(t1) / 1000);
+        }
+        let n = counts.get(&(c, sport, s, MEDIA_PORT)).copied().unwrap_or(0);
+        let e = ladder.entry(delay).or_default();
+        e.0 += 1;
+        if n >= 2 {
+            e.1 += 1;
+        }
+        if n == 0 {
+            e.2 += 1;
+        }
+        if t2 > t1 && t1 > 0 {
+            e.3.push((t2 - t1) / 1000);
+        }
+    }
+    let blocks = lat.len();
+    let (p50, p99, max) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99), pct(&mut lat, 1.0));
+    let (a50, a99) = (pct(&mut to_alert, 0.5), pct(&mut to_alert, 0.99));
+    let ticks_per_s = 100.0; // USER_HZ
+    let cpu_s = (cpu1.saturating_sub(cpu0)) as f64 / ticks_per_s;
+    let mut r = String::new();
+    r.push_str(&format!("## run {run}\n\nsender: {}\n", sent.trim()));
+    r.push_str(&format!(
+        "burst: {} flows, {blocks} got a block alert, {unblocked} did not\n",
+        o.flows
+    ));
+    r.push_str(&format!(
+        "enforced_within_us (daemon): p50 {p50} us, p99 {p99} us, max {max} us\n"
+    ));
+    r.push_str(&format!(
+        "client send -> block alert written (outside, upper bound): p50 {a50} us, p99 {a99} us\n"
+    ));
+    r.push_str(&format!(
+        "daemon CPU during the burst window ({:.1} s incl. 1 s settle): {cpu_s:.2} s; netlink drops in gw ns: {} -> {}\n",
+        wall.as_secs_f64(),
+        drops0,
+        drops1
+    ));
+    r.push_str(&format!(
+        "server: {media_total} packets to UDP 8801 arrived (rule counter), {media_flows} in the per-flow counters, {} per-flow entries; UDP {}\n",
+        counts.len(),
+        udp_snmp(&t, &t.srv)
+    ));
+    r.push_str("second packet of a flow, sent D after its first, reached the server:\n");
+    r.push_str("| D nominal | flows | D actual p50 / p99 | passed | first packet missing |\n|---|---|---|---|---|\n");
+    for (delay, (n, passed, missing, mut actual)) in ladder {
+        let (ap50, ap99) = (pct(&mut actual, 0.5), pct(&mut actual, 0.99));
+        r.push_str(&format!(
+            "| {:.2} ms | {n} | {:.2} / {:.2} ms | {passed} ({:.1} %) | {missing} |\n",
+            delay as f64 / 1e3,
+            ap50 as f64 / 1e3,
+            ap99 as f64 / 1e3,
+            100.0 * passed as f64 / n.max(1) as f64
+        ));
+    }
+
+    // ---- leak
+    let mut spec = String::new();
+    for (ci, (mode, proto)) in [
+        ("nodns", "udp"),
+        ("dns", "udp"),
+        ("nodns", "tcp"),
+        ("dns", "tcp"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for j in 0..o.leak {
+            let c = Ipv4Addr::new(198, 51, 100, (10 + ci * 10 + j % 10) as u8);
+            let s = Ipv4Addr::new(203, 0, 113, (64 + (j / 10) % 60) as u8);
+            spec.push_str(&format!("{mode} {proto} {c} {s}\n"));
+        }
+    }
+    std::fs::write(d.join("leak.spec"), spec).map_err(|e| e.to_string())?;
+    let lspec = d.join("leak.spec").to_string_lossy().into_owned();
+    let lout = d.join("leak.out").to_string_lossy().into_owned();
+    sh(&t.client, &[&exe, "--leak", &lspec, &lout])?;
+    std::thread::sleep(Duration::from_millis(300));
+    let counts = server_counts(&t);
+    let alerts = block_alerts(d);
+    let mut by: BTreeMap<(String, String), LeakStats> = BTreeMap::new();
+    for l in std::fs::read_to_string(&lout).unwrap_or_default().lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let [mode, proto, src, sport, dst, outcome] = f[..] else {
+            continue;
+        };
+        let (Ok(src), Ok(sport), Ok(dst)) = (
+            src.parse::<Ipv4Addr>(),
+            sport.parse::<u16>(),
+            dst.parse::<Ipv4Addr>(),
+        ) else {
+            continue;
+        };
+        let dport = if proto == "udp" { MEDIA_PORT } else { TLS_PORT };
+        let n = counts.get(&(src, sport, dst, dport)).copied().unwrap_or(0);
+        let e = by.entry((mode.to_string(), proto.to_string())).or_default();
+        *e.0.entry(n).or_default() += 1;
+        let oc = outcome.split(',').next().unwrap_or("").to_string();
+        *e.1.entry(oc).or_default() += 1;
+        let kind = if mode == "dns" { "dns" } else { "flow" };
+        if let Some(a) = alerts.get(&(src, dst, kind)) {
+            e.2.push(a.us);
+        }
+    }
+    r.push_str("\nleak: packets of each blocked flow that reached the server\n");
+    r.push_str("| case | flows | packets at server: flows | client saw | block alerts, enforced_within_us p50 / max |\n|---|---|---|---|---|\n");
+    for ((mode, proto), (hist, oc, mut us)) in by {
+        let flows: u64 = hist.values().sum();
+        let h: Vec<String> = hist.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let o: Vec<String> = oc.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let n = us.len();
+        r.push_str(&format!(
+            "| {proto} {} | {flows} | {} | {} | {n}, {} / {} us |\n",
+            if mode == "dns" {
+                "after DNS answer"
+            } else {
+                "no DNS"
+            },
+            h.join(", "),
+            o.join(", "),
+            pct(&mut us, 0.5),
+            pct(&mut us, 1.0)
+        ));
+    }
+    let log = std::fs::read_to_string(d.join("daemon.log")).unwrap_or_default();
+    let problems: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .take(5)
+        .collect();
+    if !problems.is_empty() {
+        r.push_str(&format!(
+            "\ndaemon warnings/errors:\n{}\n",
+            problems.join("\n")
+        ));
+    }
+    drop(daemon);
+    Ok(r)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let helper = match a(1) {
+        "--server" => Some(server_mode(a(2).parse().unwrap_or(600))),
+        "--sender" => Some(sender_mode(Path::new(a(2)), Path::new(a(3)))),
+        "--leak" => Some(leak_mode(Path::new(a(2)), Path::new(a(3)))),
+        _ => None,
+    };
+    if let Some(r) = helper {
+        if let Err(e) = r {
+            eprintln!("time_to_block helper: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let mut runs = 3;
+    let mut opts = Opts {
+        flows: 10_000,
+        leak: 200,
+    };
+    let mut it = args.get(1..).unwrap_or_default().iter();
+    while let Some(x) = it.next() {
+        let v = |it: &mut std::slice::Iter<String>| it.next().and_then(|s| s.parse::<usize>().ok());
+        match x.as_str() {
+            "--runs" => runs = v(&mut it).unwrap_or(runs),
+            "--flows" => opts.flows = v(&mut it).unwrap_or(opts.flows).min(10_000),
+            "--leak" => opts.leak = v(&mut it).unwrap_or(opts.leak).min(600),
+            _ => {}
+        }
+    }
+    if !require_root() {
+        return;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        println!("skipping: the `nft` tool is not installed");
+        return;
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "# time_to_block: {nproc} CPUs ({cpu}), kernel {}, load {}",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim(),
+        load.trim()
+    );
+    println!("daemon: {DAEMON}\n");
+    for run in 1..=runs {
+        match run_once(run, opts) {
+            Ok(r) => println!("{r}"),
+            Err(e) => println!("## run {run}\n\nFAILED: {e}\n"),
+        }
+    }
+}
