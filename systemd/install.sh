@@ -248,6 +248,6 @@ else
         sysctl -w net.netfilter.nf_conntrack_acct=1
         $BIN_DIR/geofenced --config $ETC_DIR/geofence.toml
     Reload it with: kill -HUP <pid>. Stopping it leaves the rules in the
-    kernel (fail closed); remove them with: geofencectl flush
+    kernel (fail closed); remove them with: geofencectl flush --yes
 MSG
 fi
