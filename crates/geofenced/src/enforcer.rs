@@ -254,6 +254,8 @@ impl Enforcer {
                 tracing::error!(error = %e, blocks = batch.len(), "adding dynamic blocks failed");
                 for b in batch {
                     let mut a = b.alert;
+                    // No verdict: the traffic was not stopped.
+                    a.verdict = None;
                     a.reason = format!("{} (NOT enforced: {e})", a.reason);
                     self.alerts.send(a);
                 }

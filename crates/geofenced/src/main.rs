@@ -88,6 +88,25 @@ fn daemon_alert(alerts: &AlertSender, kind: EventKind, reason: String) {
     alerts.send(Alert::new(kind, "allow", reason));
 }
 
+/// Warns (log and `database` alert) about databases older than `max_age_days`.
+fn report_stale_databases(l: &Loaded, alerts: &AlertSender) {
+    let now = std::time::SystemTime::now();
+    for m in l.geo.stale(l.config.geoip.max_age_days, now) {
+        tracing::warn!(database = %m.name, age_days = m.age_days(now), "geo database is older than max_age_days");
+        daemon_alert(
+            alerts,
+            EventKind::Database,
+            format!(
+                "geo database {} ({}) is {} days old, older than max_age_days = {}: locations may be out of date",
+                m.name,
+                m.database_type,
+                m.age_days(now),
+                l.config.geoip.max_age_days
+            ),
+        );
+    }
+}
+
 fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded, reload: bool) -> Result<String, String> {
     let spec = plan::ruleset_spec(&l.config, &l.policy, &l.geo, &l.sigs);
     let revalidate: Option<enforcer::Revalidate> = reload.then(|| {
@@ -160,10 +179,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let d = loaded.config.daemon.clone();
     tracing::info!(config = %args.config.display(), rules = loaded.policy.rules().len(), apps = loaded.sigs.apps().len(), databases = loaded.geo_paths.len(), "policy loaded");
 
-    let now = std::time::SystemTime::now();
-    for m in loaded.geo.stale(loaded.config.geoip.max_age_days, now) {
-        tracing::warn!(database = %m.name, age_days = m.age_days(now), "geo database is older than max_age_days");
-    }
     match geofence_capture::enable_conntrack_acct() {
         Ok(()) => tracing::info!("net.netfilter.nf_conntrack_acct=1 (needed to hand only the first packets of each flow to the classifier)"),
         Err(e) => bail!("cannot enable net.netfilter.nf_conntrack_acct: {e}; without it every packet would be logged"),
@@ -244,6 +259,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ctls.push(ctx);
         beats.push(beat);
     }
+    report_stale_databases(&loaded, &alerts);
     daemon_alert(
         &alerts,
         EventKind::Daemon,
@@ -362,6 +378,7 @@ fn reload(
                 });
             }
             tracing::info!(summary = %summary, "policy reloaded");
+            report_stale_databases(&new, alerts);
             daemon_alert(
                 alerts,
                 EventKind::Policy,

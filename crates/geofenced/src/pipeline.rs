@@ -84,10 +84,23 @@ impl Pipeline {
                 Err(TryRecvError::Empty) => {}
             }
             let engine = &mut self.engine;
+            let out = Out {
+                enforcer: &self.enforcer,
+                alerts: &self.alerts,
+                timeouts: self.timeouts,
+                enforce: self.enforce,
+            };
+            let pending = &mut events;
             let n = match self
                 .source
                 .poll_batch(Duration::from_millis(100), &mut |c| {
-                    engine.process_frame(c.ts_nanos, c.link, c.data, &mut events)
+                    engine.process_frame(c.ts_nanos, c.link, c.data, pending);
+                    // Hand a decision on at once: holding it until the
+                    // whole batch (up to MAX_BATCH packets) is classified
+                    // would add that time to every block in the batch.
+                    if !pending.is_empty() {
+                        out.handle(pending, false);
+                    }
                 }) {
                 Ok(n) => n,
                 Err(e) => {
@@ -114,6 +127,26 @@ impl Pipeline {
     }
 
     fn handle(&mut self, events: &mut Vec<Event>, reload: bool) {
+        Out {
+            enforcer: &self.enforcer,
+            alerts: &self.alerts,
+            timeouts: self.timeouts,
+            enforce: self.enforce,
+        }
+        .handle(events, reload);
+    }
+}
+
+/// Where decisions go: blocks to the enforcer, the rest to the alert log.
+struct Out<'a> {
+    enforcer: &'a Sender<Cmd>,
+    alerts: &'a AlertSender,
+    timeouts: Timeouts,
+    enforce: bool,
+}
+
+impl Out<'_> {
+    fn handle(&self, events: &mut Vec<Event>, reload: bool) {
         for ev in events.drain(..) {
             match ev {
                 Event::Labelled {
@@ -136,7 +169,7 @@ impl Pipeline {
         }
     }
 
-    fn on_flow(&mut self, r: FlowReport, ts: u64, reload: bool) {
+    fn on_flow(&self, r: FlowReport, ts: u64, reload: bool) {
         let action = r.action.as_str();
         if action == Action::Allow.as_str() {
             tracing::debug!(app = ?r.app, dest = %r.dest_ip, "allowed");
@@ -175,7 +208,7 @@ impl Pipeline {
         })));
     }
 
-    fn on_dns(&mut self, d: DnsLearned) {
+    fn on_dns(&self, d: DnsLearned) {
         let action = d.decision.action;
         if action == Action::Allow {
             return;
