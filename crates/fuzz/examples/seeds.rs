@@ -1,8 +1,9 @@
 //! Builds the seed corpora for the fuzz targets from real data: the shared
 //! capture corpus (`../shared/corpus/pcap`), the classifier test vectors
 //! (`crates/classify/testdata`), the shipped configuration and signature
-//! files, and the MaxMind test databases. Writes `corpus/<target>/<hash>`
-//! (at most `MAX_PER_TARGET` files per target, evenly sampled).
+//! files, the MaxMind test databases, and `regressions/<target>/`. Writes
+//! `corpus/<target>/<hash>`: at most `MAX_PER_TARGET` files per target,
+//! evenly sampled, plus every regression input.
 //!
 //! Run from `crates/fuzz`: `cargo run --release --example seeds`.
 
@@ -20,22 +21,27 @@ const MAX_PER_TARGET: usize = 200;
 const ENGINE_FRAMES: usize = 24;
 
 #[derive(Default)]
-struct Seeds(BTreeMap<&'static str, Vec<Vec<u8>>>);
+struct Seeds(BTreeMap<&'static str, (Vec<Vec<u8>>, Vec<Vec<u8>>)>);
 
 impl Seeds {
     fn add(&mut self, target: &'static str, data: Vec<u8>) {
-        self.0.entry(target).or_default().push(data);
+        self.0.entry(target).or_default().0.push(data);
+    }
+
+    /// Kept whatever the sampling.
+    fn add_always(&mut self, target: &'static str, data: Vec<u8>) {
+        self.0.entry(target).or_default().1.push(data);
     }
 
     fn write(self, root: &Path) -> std::io::Result<()> {
-        for (target, mut list) in self.0 {
+        for (target, (mut list, always)) in self.0 {
             list.sort();
             list.dedup();
             let step = list.len().div_ceil(MAX_PER_TARGET).max(1);
             let dir = root.join(target);
             fs::create_dir_all(&dir)?;
             let mut n = 0;
-            for d in list.iter().step_by(step) {
+            for d in list.iter().step_by(step).chain(&always) {
                 let mut h = DefaultHasher::new();
                 d.hash(&mut h);
                 fs::write(dir.join(format!("{:016x}", h.finish())), d)?;
@@ -199,6 +205,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let b = fs::read(f)?;
             if b.len() <= 32 * 1024 {
                 seeds.add("mmdb", b);
+            }
+        }
+    }
+    // The regression inputs (hostile packets, past findings) seed too.
+    for t in ["dns", "tls", "quic", "stun", "payload", "decode", "policy", "sigdb", "engine", "mmdb"] {
+        let dir = here.join("regressions").join(t);
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path().is_file() {
+                seeds.add_always(t, fs::read(e.path())?);
             }
         }
     }
