@@ -5,11 +5,12 @@
 set -u
 SECS=${1:-300}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"dns tls quic stun payload decode policy sigdb engine mmdb"}
+TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb"}
 mkdir -p logs
 for t in $TARGETS; do
     case $t in
         dns|stun|payload|quic) MAXLEN=2048 ;;
+        quic_frames) MAXLEN=8192 ;;
         policy|sigdb) MAXLEN=16384 ;;
         *) MAXLEN=65536 ;;
     esac

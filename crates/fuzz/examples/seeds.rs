@@ -66,6 +66,39 @@ fn hex_lines(text: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// QUIC varint of at most 2^14 - 1 (two bytes).
+fn varint2(v: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(0x4000 | (v as u16 & 0x3FFF)).to_be_bytes());
+}
+
+/// A `quic_frames` input rebuilding the decrypted CRYPTO frames of a real
+/// Initial: v1, 8-byte DCID, CRYPTO data cut into `chunk`-byte frames, one
+/// packet per frame, every packet its own datagram (last chunk first when
+/// `reverse`), each padded with PADDING frames.
+fn quic_frames_seed(pk: &quic::InitialPackets, chunk: usize, reverse: bool) -> Vec<u8> {
+    let mut frames: Vec<(u64, &[u8])> = Vec::new();
+    for (off, data) in pk.crypto_frames() {
+        for (i, c) in data.chunks(chunk.max(1)).enumerate() {
+            frames.push((off + (i * chunk) as u64, c));
+        }
+    }
+    if reverse {
+        frames.reverse();
+    }
+    let mut s = vec![8 << 1, 0x83];
+    for (off, data) in frames {
+        let mut plain = vec![0x06];
+        varint2(off, &mut plain);
+        varint2(data.len() as u64, &mut plain);
+        plain.extend_from_slice(data);
+        plain.resize(plain.len() + 16, 0);
+        s.push(1);
+        s.extend_from_slice(&(plain.len() as u16).to_be_bytes());
+        s.extend_from_slice(&plain);
+    }
+    s
+}
+
 fn engine_link_bits(link: LinkType) -> Option<u8> {
     match link {
         LinkType::Ethernet => Some(0),
@@ -127,6 +160,13 @@ fn from_pcap(path: &Path, seeds: &mut Seeds) -> Result<(), Box<dyn std::error::E
         if !tcp && (quic::is_quic_initial(pl) || quic::gquic_client_hello(pl).is_some()) {
             seeds.add("quic", pl.to_vec());
         }
+        if !tcp {
+            if let Ok(pk) = quic::decrypt_initials(pl) {
+                for (chunk, rev) in [(usize::MAX, false), (300, true)] {
+                    seeds.add("quic_frames", quic_frames_seed(&pk, chunk, rev));
+                }
+            }
+        }
         if stun::parse(pl, tcp).is_some() || stun::ms_multiplexed_inner(pl).is_some() {
             seeds.add("stun", pl.to_vec());
         }
@@ -181,13 +221,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut all = files(&dir, "hex");
         all.extend(files(&dir, "txt"));
         for f in all {
-            for v in hex_lines(&fs::read_to_string(&f)?) {
+            let mut vs = hex_lines(&fs::read_to_string(&f)?);
+            // Some vectors are one packet wrapped over several lines.
+            if vs.len() > 1 {
+                vs.push(vs.concat());
+            }
+            for v in vs {
                 for t in ["dns", "tls", "quic", "stun"] {
                     seeds.add(t, v.clone());
                 }
                 let mut s = vec![0x0d, 0x96, 0x01, 0xbb, 0, 0];
                 s.extend_from_slice(&v);
                 seeds.add("payload", s);
+                if let Ok(pk) = quic::decrypt_initials(&v) {
+                    for (chunk, rev) in [(usize::MAX, false), (300, true)] {
+                    seeds.add("quic_frames", quic_frames_seed(&pk, chunk, rev));
+                }
+                }
             }
         }
     }
@@ -209,7 +259,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     // The regression inputs (hostile packets, past findings) seed too.
-    for t in ["dns", "tls", "quic", "stun", "payload", "decode", "policy", "sigdb", "engine", "mmdb"] {
+    for t in [
+        "dns",
+        "tls",
+        "quic",
+        "quic_frames",
+        "stun",
+        "payload",
+        "decode",
+        "policy",
+        "sigdb",
+        "engine",
+        "mmdb",
+    ] {
         let dir = here.join("regressions").join(t);
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             if e.path().is_file() {
