@@ -52,13 +52,27 @@ struct Shared {
     policy: Arc<Policy>,
 }
 
+/// The MaxMind GeoLite2 test databases from the shared directory when
+/// present (so lookups and jurisdiction matches run), else no database.
+fn geo() -> GeoDb {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/geo/maxmind-test");
+    let paths = [
+        format!("{dir}/GeoLite2-Country-Test.mmdb"),
+        format!("{dir}/GeoLite2-ASN-Test.mmdb"),
+    ];
+    GeoDb::open(&paths).unwrap_or_else(|e| {
+        eprintln!("engine target: no test geo databases ({e}), using none");
+        GeoDb::empty()
+    })
+}
+
 fn shared() -> &'static Shared {
     static S: OnceLock<Shared> = OnceLock::new();
     S.get_or_init(|| {
         let cfg = geofence_policy::load_str("fuzz-engine.toml", POLICY).expect("policy");
         Shared {
             sigs: Arc::new(SignatureDb::builtin()),
-            geo: Arc::new(GeoDb::empty()),
+            geo: Arc::new(geo()),
             policy: Arc::new(Policy::from_config(&cfg).expect("policy")),
         }
     })
