@@ -2,10 +2,12 @@
 # NFLOG / AF_PACKET per-packet cost between two namespaces. Run as root.
 # Build first: cargo build --release -p geofence-capture --bins
 # Usage: [E=dir-of-binaries] [N=packets] [MODE=all|afpacket] [RUNS=3] [RATE=50000] \
+#        [RATES="$RATE max"] [SOURCES="pnet ring ring-b10 ring-immediate auto"] \
 #        crates/capture/scripts/measure_capture.sh
 # MODE=all (default): NFLOG rows, then the AF_PACKET comparison. MODE=afpacket: only the
 # AF_PACKET comparison: pnet vs the libpcap ring (TPACKET_V3, and TPACKET_V2 immediate mode)
-# vs open_afpacket (the daemon's choice), each at a fixed offered rate (RATE pps) and at the
+# vs open_afpacket (the daemon's choice; ring = RingConfig defaults, TPACKET_V3 with a 1 ms
+# block timeout; ring-bN = the same with an N ms block timeout), each at a fixed offered rate (RATE pps) and at the
 # sender's maximum rate, RUNS times in interleaved order; one line per capture.
 # Traffic stays inside two throw-away namespaces on 198.51.100.0/24; they are deleted on exit.
 set -u
@@ -14,6 +16,8 @@ N=${N:-200000}
 MODE=${MODE:-all}
 RUNS=${RUNS:-3}
 RATE=${RATE:-50000}
+RATES=${RATES:-"$RATE max"}
+SOURCES=${SOURCES:-"pnet ring ring-b10 ring-immediate auto"}
 A=gfmA$$; B=gfmB$$
 T=$(mktemp -d)
 cleanup() { ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; rm -rf "$T"; }
@@ -61,20 +65,24 @@ fi
 
 # f KEY FILE: a number from a one-line JSON object
 f() { grep -o "\"$1\":[0-9.]*" "$2" | head -1 | cut -d: -f2; }
-# window: the rate runs take N/RATE s; allow 3 s more (the max-rate runs take ~1-4 s)
-RMS=$(( N * 1000 / RATE + 3000 ))
 echo "== AF_PACKET comparison: $N x 64 B UDP over 64 flows, decode each packet, filter tcp or udp"
 # veth_drop: packets the veth pair itself dropped (sender tx_dropped + receiver rx_dropped,
 # e.g. backlog overflow), i.e. lost before any capture socket could see them
 vdrops() { echo $(( $(ip netns exec $A cat /sys/class/net/va$$/statistics/tx_dropped) + \
   $(ip netns exec $B cat /sys/class/net/vb$$/statistics/rx_dropped) )); }
-printf '%-4s %-6s %-19s %7s %8s %8s %9s %9s %6s %9s %7s\n' run rate source sent send_pps received k_dropped veth_drop lost cpu_ms us_pkt
+# backlog: drops of the per-CPU input backlog (/proc/net/softnet_stat, machine-wide, so
+# other traffic on the host can add to it)
+backlog() { local s=0 a b r; while read -r a b r; do s=$((s + 16#$b)); done < /proc/net/softnet_stat; echo $s; }
+# delay: capture timestamp of the oldest packet of each batch to the end of that batch,
+# mean/max over the batches, in ms (pnet stamps packets when it reads them: not comparable)
+printf '%-4s %-6s %-19s %7s %8s %8s %9s %9s %7s %6s %9s %7s %11s\n' run rate source sent send_pps received k_dropped veth_drop backlog lost cpu_ms us_pkt delay_ms
 for run in $(seq 1 $RUNS); do
-  for rate in $RATE max; do
-    for src in pnet ring ring-immediate auto; do
-      ms=$RMS; [ $rate = max ] && ms=6000
-      v0=$(vdrops)
-      ip netns exec $B $E/geofence-afpacket-count --iface vb$$ --source $src --ms $ms --decode > $T/c.json 2>$T/c.err & P=$!
+  for rate in $RATES; do
+    for src in $SOURCES; do
+      v0=$(vdrops); b0=$(backlog)
+      rm -f $T/stop
+      case $src in ring-b*) sa="--source ring --block-ms ${src#ring-b}";; *) sa="--source $src";; esac
+      ip netns exec $B $E/geofence-afpacket-count --iface vb$$ $sa --ms 60000 --stop-file $T/stop --decode > $T/c.json 2>$T/c.err & P=$!
       # wait for READY (the sockets are open)
       for _ in $(seq 1 100); do grep -q READY $T/c.err && break; sleep 0.05; done
       if [ $rate = max ]; then
@@ -82,13 +90,18 @@ for run in $(seq 1 $RUNS); do
       else
         ip netns exec $A $E/geofence-nstraffic udp-rate 198.51.100.2:9999 $N 64 $rate > $T/s.json
       fi
-      wait $P
+      # the capture ends 1 s after the sender did (or after 60 s)
+      sleep 1; touch $T/stop; wait $P
+      if [ -n "${RAW:-}" ]; then cat $T/c.json
+        echo "va tx_packets $(ip netns exec $A cat /sys/class/net/va$$/statistics/tx_packets) vb rx_packets $(ip netns exec $B cat /sys/class/net/vb$$/statistics/rx_packets)"; fi
       sent=$(f sent $T/s.json); pps=$(f pps $T/s.json); rcv=$(f received $T/c.json)
-      drp=$(f dropped $T/c.json); cpu=$(f cpu_us $T/c.json); vd=$(( $(vdrops) - v0 ))
+      drp=$(f dropped $T/c.json); cpu=$(f cpu_us $T/c.json); vd=$(( $(vdrops) - v0 )); bd=$(( $(backlog) - b0 ))
       name=$src; [ $src = auto ] && name="auto:$(grep -o '"source":"[a-z-]*"' $T/c.json | cut -d'"' -f4)"
-      printf '%-4s %-6s %-19s %7s %8s %8s %9s %9s %6s %9s %7s\n' $run $rate $name "$sent" "$pps" "$rcv" "$drp" "$vd" \
+      dl=$(f max_delay_us $T/c.json); dm=$(f mean_batch_delay_us $T/c.json)
+      printf '%-4s %-6s %-19s %7s %8s %8s %9s %9s %7s %6s %9s %7s %11s\n' $run $rate $name "$sent" "$pps" "$rcv" "$drp" "$vd" "$bd" \
         $(( ${sent:-0} - ${rcv:-0} )) "$(awk -v c="${cpu:-0}" 'BEGIN{ printf "%.1f", c/1000 }')" \
-        "$(awk -v c="${cpu:-0}" -v r="${rcv:-0}" 'BEGIN{ if (r>0) printf "%.2f", c/r; else print "-" }')"
+        "$(awk -v c="${cpu:-0}" -v r="${rcv:-0}" 'BEGIN{ if (r>0) printf "%.2f", c/r; else print "-" }')" \
+        "$(awk -v d="${dl:-0}" -v m="${dm:-0}" 'BEGIN{ printf "%.1f/%.1f", m/1000, d/1000 }')"
     done
   done
 done

@@ -61,7 +61,10 @@ pub struct RingConfig {
 
 impl RingConfig {
     /// Defaults for `interface`: snaplen 2048, 32 MiB ring, filter [`RING_FILTER`],
-    /// promiscuous, TPACKET_V3 with a 10 ms block timeout.
+    /// promiscuous, TPACKET_V3 with a 1 ms block timeout (a packet waits at most
+    /// ~1 ms in a partly filled block, plus scheduling delay; 10 ms halves the CPU per packet at 50k pps but
+    /// delays DNS answers, which drive enforcement, by up to 10 ms:
+    /// docs/benchmarks-capture.md).
     pub fn new(interface: impl Into<String>) -> Self {
         RingConfig {
             interface: interface.into(),
@@ -70,7 +73,7 @@ impl RingConfig {
             filter: Some(RING_FILTER.to_string()),
             promiscuous: true,
             immediate: false,
-            block_timeout: Duration::from_millis(10),
+            block_timeout: Duration::from_millis(1),
         }
     }
 }

@@ -6,14 +6,17 @@
 //! ```text
 //! geofence-afpacket-count --iface IF [--source pnet|ring|ring-immediate|auto] [--ms 5000]
 //!     [--threads 1] [--no-filter] [--decode] [--per-flow] [--buffer-kb 32768]
-//!     [--poll-ms 50] [--stall-ms 0]
+//!     [--poll-ms 50] [--stall-ms 0] [--block-ms N] [--stop-file PATH]
 //! ```
 //! Prints `READY` on stderr once the sockets are open. `--per-flow` adds, per thread,
 //! the sorted source ports of the decoded packets (to check that fanout keeps flows whole).
 //! `--stall-ms` sleeps that long after READY before reading (to overflow the ring);
-//! `--buffer-kb` sets the ring size (ring sources only). `max_poll_ms` is the longest
+//! `--buffer-kb` sets the ring size and `--block-ms` the TPACKET_V3 block timeout (ring
+//! sources only). `max_poll_ms` is the longest
 //! single `poll_batch(--poll-ms)` call and `empty_polls` the calls that returned 0.
-//! `auto` is `open_afpacket` (what the daemon uses). The run ends `--ms` after READY.
+//! `max_delay_us` / `mean_batch_delay_us`: wall time from the capture timestamp of the
+//! oldest packet of a batch to the end of that batch (pnet stamps packets when it reads
+//! them, so it shows ~0 there). `auto` is `open_afpacket` (what the daemon uses). The run ends `--ms` after READY.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,12 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// User + system CPU time of the whole process (all threads), in microseconds.
@@ -50,6 +59,8 @@ fn main() {
     let buffer_kb: usize = arg(&args, "--buffer-kb", 32 << 10);
     let poll_ms: u64 = arg(&args, "--poll-ms", 50);
     let stall_ms: u64 = arg(&args, "--stall-ms", 0);
+    let block_ms: u64 = arg(&args, "--block-ms", 0);
+    let stop_file: String = arg(&args, "--stop-file", String::new());
     let no_filter = args.iter().any(|a| a == "--no-filter");
     let sources: Result<Vec<Box<dyn PacketSource + Send>>, String> = match source.as_str() {
         "pnet" => {
@@ -71,6 +82,9 @@ fn main() {
             let mut cfg = RingConfig::new(iface);
             cfg.immediate = source == "ring-immediate";
             cfg.buffer_size = buffer_kb << 10;
+            if block_ms > 0 {
+                cfg.block_timeout = Duration::from_millis(block_ms);
+            }
             if no_filter {
                 cfg.filter = None;
             }
@@ -105,14 +119,18 @@ fn main() {
     let handles: Vec<_> = sources
         .into_iter()
         .map(|mut src| {
+            let stop_file = stop_file.clone();
             std::thread::spawn(move || {
+                let stopped = || !stop_file.is_empty() && std::path::Path::new(&stop_file).exists();
                 let mut decoded = 0u64;
                 let mut sports = std::collections::BTreeSet::new();
                 let (mut max_poll, mut empty) = (Duration::ZERO, 0u64);
+                // capture-to-delivery delay of the oldest packet of each batch
+                let (mut max_delay, mut sum_delay, mut batches) = (0u64, 0u64, 0u64);
                 let mut last = false;
                 loop {
                     let mut wait = Duration::from_millis(poll_ms);
-                    if Instant::now() >= end {
+                    if Instant::now() >= end || stopped() {
                         if last {
                             break;
                         }
@@ -123,7 +141,9 @@ fn main() {
                         wait = Duration::from_millis(1);
                     }
                     let t0 = Instant::now();
+                    let mut oldest = u64::MAX;
                     let r = src.poll_batch(wait, &mut |c| {
+                        oldest = oldest.min(c.ts_nanos);
                         if !decode {
                             return;
                         }
@@ -135,6 +155,12 @@ fn main() {
                         }
                     });
                     max_poll = max_poll.max(t0.elapsed());
+                    if oldest != u64::MAX {
+                        let d = now_nanos().saturating_sub(oldest) / 1000;
+                        max_delay = max_delay.max(d);
+                        sum_delay += d;
+                        batches += 1;
+                    }
                     match r {
                         Ok(0) => empty += 1,
                         Ok(_) => {}
@@ -144,7 +170,8 @@ fn main() {
                         }
                     }
                 }
-                (src.stats(), decoded, sports, max_poll, empty)
+                let delay = (max_delay, sum_delay.checked_div(batches).unwrap_or(0));
+                (src.stats(), decoded, sports, max_poll, empty, delay)
             })
         })
         .collect();
@@ -153,8 +180,11 @@ fn main() {
     let (mut total, mut decoded, mut truncated) = (0u64, 0u64, 0u64);
     let (mut dropped, mut if_dropped, mut kernel) = (0u64, 0u64, 0u64);
     let (mut max_poll, mut empty) = (Duration::ZERO, 0u64);
+    let (mut max_delay, mut mean_delay) = (0u64, 0u64);
     for h in handles {
-        if let Ok((s, d, sports, mp, e)) = h.join() {
+        if let Ok((s, d, sports, mp, e, (md, avg))) = h.join() {
+            max_delay = max_delay.max(md);
+            mean_delay = mean_delay.max(avg);
             dropped += s.dropped;
             if_dropped += s.if_dropped;
             kernel += s.kernel_received;
@@ -170,7 +200,7 @@ fn main() {
     }
     let cpu = cpu_us().saturating_sub(cpu0);
     println!(
-        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{},\"cpu_us\":{cpu}}}",
+        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"max_delay_us\":{max_delay},\"mean_batch_delay_us\":{mean_delay},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{},\"cpu_us\":{cpu}}}",
         max_poll.as_millis(),
         per_thread.join(","),
         flows.join(","),
