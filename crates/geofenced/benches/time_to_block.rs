@@ -23,10 +23,15 @@
 //!   namespace's prerouting hook): the survival curve of "not yet blocked"
 //!   measured from the client's send time. Also daemon CPU time during the
 //!   burst and netlink socket drops in the gateway namespace.
-//! * **Leak**: `--leak` flows each of UDP and TCP, with and without a DNS
-//!   answer first (a DNS server in the server namespace answers
-//!   `nA-B-C-D.zoom.us` with A.B.C.D). Packets of each flow that reach the
-//!   server are counted by the same per-flow counters.
+//! * **Leak**: `--leak` flows each of UDP and TCP, without DNS, right after
+//!   a DNS answer, and 2 ms after a DNS answer (a DNS server in the server
+//!   namespace answers `nA-B-C-D.zoom.us` with A.B.C.D, a CN address).
+//!   Packets of each flow that reach the server are counted by the same
+//!   per-flow counters.
+//!
+//! Environment: `GF_BENCH_DAEMON` runs another daemon binary (A/B),
+//! `GF_BENCH_DAEMON_WRAP` prefixes it with an exec-ing command such as
+//! `chrt -f 10`, `GF_BENCH_KEEP=1` keeps the run directories in /tmp.
 //!
 //! Needs root, `ip` and `nft`; skips with a message otherwise. Namespaces,
 //! processes and the temporary directory are removed on every path (drop
@@ -365,9 +370,14 @@ fn sender_mode(spec: &Path, out: &Path) -> Result<(), String> {
 
 /// One leak-test flow, run in the client namespace. Returns
 /// `(local port, server address, outcome)`.
-fn leak_flow(src: Ipv4Addr, proto: &str, dns: bool, dst: Ipv4Addr) -> (u16, Ipv4Addr, String) {
+fn leak_flow(
+    src: Ipv4Addr,
+    proto: &str,
+    dns_gap: Option<Duration>,
+    dst: Ipv4Addr,
+) -> (u16, Ipv4Addr, String) {
     let mut server = dst;
-    if dns {
+    if let Some(gap) = dns_gap {
         let name = format!("n{}.zoom.us", dst.to_string().replace('.', "-"));
         let answered = (|| {
             let s = UdpSocket::bind((src, 0)).ok()?;
@@ -381,8 +391,12 @@ fn leak_flow(src: Ipv4Addr, proto: &str, dns: bool, dst: Ipv4Addr) -> (u16, Ipv4
             Some(a) => server = a,
             None => return (0, dst, "no-dns-answer".into()),
         }
+        // Connect right after the answer, as a client would (gap 0), or
+        // after a gap standing for a LAN round trip.
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
     }
-    // Connect right after the answer, as a client would.
     if proto == "udp" {
         let Ok(s) = UdpSocket::bind((src, 0)) else {
             return (0, server, "bind-failed".into());
@@ -431,8 +445,9 @@ fn leak_flow(src: Ipv4Addr, proto: &str, dns: bool, dst: Ipv4Addr) -> (u16, Ipv4
     (port, server, outcome)
 }
 
-/// `--leak SPEC OUT`: SPEC lines `dns|nodns udp|tcp src dst`; OUT lines
-/// `dns|nodns proto src sport dst outcome`. Eight flows at a time.
+/// `--leak SPEC OUT`: SPEC lines `dns|dns2|nodns udp|tcp src dst` (dns2:
+/// connect 2 ms after the answer); OUT lines `mode proto src sport dst
+/// outcome`. Eight flows at a time.
 fn leak_mode(spec: &Path, out: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(spec).map_err(|e| e.to_string())?;
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
@@ -453,7 +468,16 @@ fn leak_mode(spec: &Path, out: &Path) -> Result<(), String> {
                     let (Ok(src), Ok(dst)) = (src.parse(), dst.parse()) else {
                         continue;
                     };
-                    let (port, server, outcome) = leak_flow(src, proto, mode == "dns", dst);
+                    let (port, server, outcome) = leak_flow(
+                        src,
+                        proto,
+                        match mode {
+                            "dns" => Some(Duration::ZERO),
+                            "dns2" => Some(Duration::from_millis(2)),
+                            _ => None,
+                        },
+                        dst,
+                    );
                     out.push(format!("{mode} {proto} {src} {port} {server} {outcome}"));
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -551,7 +575,7 @@ table inet gfbench {
   chain pre {
     type filter hook prerouting priority -300;
     ip saddr 198.51.100.0/24 udp dport 8801 counter name media
-    ip saddr 198.51.100.10-198.51.100.49 counter name leak
+    ip saddr 198.51.100.10-198.51.100.69 counter name leak
     ip saddr 198.51.100.0/24 update @flows { ip saddr . th sport . ip daddr . th dport }
     ip daddr { 203.0.113.64/26, 203.0.113.128/25 } meta l4proto udp drop
   }
@@ -799,7 +823,7 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
     let d = &dir.0;
     let sh = |ns: &str, args: &[&str]| t.ok(ns, args).map_err(|e| e.to_string());
     // 100 extra client addresses for the burst, 40 for the leak test.
-    for i in (10..50).chain(100..200) {
+    for i in (10..70).chain(100..200) {
         sh(
             &t.client,
             &[
@@ -1066,6 +1090,8 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
         ("dns", "udp"),
         ("nodns", "tcp"),
         ("dns", "tcp"),
+        ("dns2", "udp"),
+        ("dns2", "tcp"),
     ]
     .iter()
     .enumerate()
@@ -1085,7 +1111,7 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
     let leak_total = named_counter(&t, "leak");
     let leak_flows: u64 = counts
         .iter()
-        .filter(|(k, _)| (10..50).contains(&k.0.octets()[3]))
+        .filter(|(k, _)| (10..70).contains(&k.0.octets()[3]))
         .map(|(_, n)| n)
         .sum();
     let alerts = block_alerts(d);
@@ -1108,7 +1134,11 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
         *e.0.entry(n).or_default() += 1;
         let oc = outcome.split(',').next().unwrap_or("").to_string();
         *e.1.entry(oc).or_default() += 1;
-        let kind = if mode == "dns" { "dns" } else { "flow" };
+        let kind = if mode.starts_with("dns") {
+            "dns"
+        } else {
+            "flow"
+        };
         if let Some(a) = alerts.get(&(src, dst, kind)) {
             e.2.push(a.us);
         }
@@ -1124,10 +1154,10 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
         let n = us.len();
         r.push_str(&format!(
             "| {proto} {} | {flows} | {} | {} | {n}, {} / {} us |\n",
-            if mode == "dns" {
-                "after DNS answer"
-            } else {
-                "no DNS"
+            match mode.as_str() {
+                "dns" => "after DNS answer, at once",
+                "dns2" => "after DNS answer, 2 ms later",
+                _ => "no DNS",
             },
             h.join(", "),
             o.join(", "),
