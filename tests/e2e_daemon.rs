@@ -173,7 +173,8 @@ fn setup() -> Option<Env> {
         )
         .expect("addr6");
     }
-    let dir = std::env::temp_dir().join(format!("gf-e2e-{}", std::process::id()));
+    // One directory per topology: the tests of this file run in parallel.
+    let dir = std::env::temp_dir().join(format!("gf-e2e-{}", t.gw));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     geoip2_country(&[
         ("203.0.113.8/29", "CN", None),
@@ -463,5 +464,54 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
         .ok(&env.t.gw, &[&ctl, "flush", "--yes"])
         .expect("flush");
     assert!(!env.table_present(), "flush removes the table");
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
+
+/// Passive monitoring (a SPAN port, or a gateway where only alerts are
+/// wanted): AF_PACKET capture, `enforce = false`. The daemon sees the real
+/// traffic, writes alerts that say nothing was enforced, and never drops.
+#[test]
+fn monitor_mode_with_afpacket_alerts_and_never_drops() {
+    let Some(env) = setup() else { return };
+    let text = config_text(&env.dir, false, false)
+        .replace("enforce = true", "enforce = false")
+        .replace(
+            "capture = \"nflog\"",
+            "capture = \"afpacket\"\ninterfaces = [\"g0\"]",
+        );
+    std::fs::write(&env.config, text).expect("config");
+    let srv = env.t.srv.clone();
+    let cli = env.t.client.clone();
+    let _s = env.spawn(&srv, &["tcp-server", "203.0.113.10:443", "60"]);
+    let _u = env.spawn(&srv, &["udp-server", "203.0.113.30:9000", "60"]);
+    let daemon = env.daemon();
+    env.wait_alert("geofenced started", 1);
+    let listing = env
+        .t
+        .stdout(&env.t.gw, &["nft", "list", "table", "inet", "geofence"])
+        .unwrap_or_default();
+    assert!(
+        !listing.contains(" drop") && !listing.contains(" reject"),
+        "monitor mode installs no verdicts:\n{listing}"
+    );
+    let (code, out) = env.probe(&cli, &["tls-client", "203.0.113.10:443", "zoom.us", "3"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ok 3"),
+        "monitor mode never blocks"
+    );
+    let (code, out) = env.probe(&cli, &["udp-send", "203.0.113.30:9000", "5", "10", "plain"]);
+    assert_eq!((code, out.as_str()), (0, "sent 5"));
+    env.wait_alert("monitor mode, not enforced", 1);
+    let alerts = env.alerts();
+    assert!(
+        alerts.contains("\"app\":\"zoom\"") && alerts.contains("no-conferencing-to-prc"),
+        "{alerts}"
+    );
+    assert!(
+        !alerts.contains("\"enforced_within_us\""),
+        "nothing was enforced: {alerts}"
+    );
+    drop(daemon);
     let _ = std::fs::remove_dir_all(&env.dir);
 }

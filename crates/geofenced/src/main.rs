@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use geofence_alert::{Alert, AlertLog, AlertLogOptions, AlertSender, AlertThrottle, EventKind};
-use geofence_capture::{AfPacketConfig, AfPacketSource, NflogSource, PacketSource};
+use geofence_capture::{NflogSource, PacketSource};
 use geofence_engine::{Engine, EngineConfig};
 use geofence_policy::CaptureKind;
 use geofence_runtime::{plan, GeoChoice, Loaded};
@@ -162,9 +162,16 @@ fn open_sources(l: &Loaded) -> anyhow::Result<Vec<Box<dyn PacketSource + Send>>>
             };
             let mut out: Vec<Box<dyn PacketSource + Send>> = Vec::new();
             for n in names {
-                let src = AfPacketSource::open(&AfPacketConfig::new(&n))
+                // libpcap's TPACKET_V3 ring when it opens, pnet otherwise.
+                let (src, why) = geofence_capture::open_afpacket_explained(&n)
                     .with_context(|| format!("opening AF_PACKET on {n}"))?;
-                out.push(Box::new(src));
+                match why {
+                    None => tracing::info!(interface = %n, source = src.name(), "capturing"),
+                    Some(e) => {
+                        tracing::warn!(interface = %n, source = src.name(), reason = %e, "memory-mapped ring unavailable; capturing with one system call per packet")
+                    }
+                }
+                out.push(src);
             }
             if out.is_empty() {
                 bail!("no interface to capture on");
