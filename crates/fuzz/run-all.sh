@@ -5,7 +5,7 @@
 set -u
 SECS=${1:-300}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb"}
+TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb engine_long"}
 mkdir -p logs
 for t in $TARGETS; do
     case $t in

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Prints the markdown table of docs/fuzzing.md from the logs of run-all.sh.
 # Usage (from crates/fuzz): ./stats.sh [target...]
-TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb"}
+TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb engine_long"}
 echo "| target | executions | exec/s | seconds | coverage (edges) | corpus | peak RSS MB | crashes |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for t in $TARGETS; do

@@ -181,6 +181,7 @@ fn from_pcap(path: &Path, seeds: &mut Seeds) -> Result<(), Box<dyn std::error::E
         }
     }
     for (_, (seed, _, _)) in flows {
+        seeds.add("engine_long", seed.clone());
         seeds.add("engine", seed);
     }
     Ok(())
