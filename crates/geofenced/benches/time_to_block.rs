@@ -432,7 +432,7 @@ fn leak_flow(
     let outcome = match sock.connect_timeout(&to, Duration::from_secs(1)) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => "timeout".to_string(),
-        Err(e) => format!("error:{}", e.kind()),
+        Err(e) => format!("error:{:?}", e.kind()),
         Ok(()) => {
             let mut s: std::net::TcpStream = sock.into();
             let a = s.write_all(&client_hello("zoom.us")).is_ok();
@@ -1118,9 +1118,10 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
     let mut by: BTreeMap<(String, String), LeakStats> = BTreeMap::new();
     for l in std::fs::read_to_string(&lout).unwrap_or_default().lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
-        let [mode, proto, src, sport, dst, outcome] = f[..] else {
+        let [mode, proto, src, sport, dst, ref rest @ ..] = f[..] else {
             continue;
         };
+        let outcome = rest.join("_");
         let (Ok(src), Ok(sport), Ok(dst)) = (
             src.parse::<Ipv4Addr>(),
             sport.parse::<u16>(),
