@@ -941,6 +941,12 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
     sh(&t.srv, &["nft", "-f", &pre_file.to_string_lossy()])?;
     let bspec = d.join("burst.spec").to_string_lossy().into_owned();
     let bout = d.join("burst.out").to_string_lossy().into_owned();
+    let load0 = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let drops0 = netlink_drops(&t);
     let path0 = path_stats(&t);
     let cpu0 = cpu_ticks(pid).unwrap_or(0);
@@ -1041,7 +1047,10 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
     let ticks_per_s = 100.0; // USER_HZ
     let cpu_s = (cpu1.saturating_sub(cpu0)) as f64 / ticks_per_s;
     let mut r = String::new();
-    r.push_str(&format!("## run {run}\n\nsender: {}\n", sent.trim()));
+    r.push_str(&format!(
+        "## run {run}\n\nload before the burst: {load0}\nsender: {}\n",
+        sent.trim()
+    ));
     r.push_str(&format!(
         "burst: {} flows, {blocks} got a block alert, {unblocked} did not\n",
         o.flows
