@@ -5,10 +5,13 @@
 #        [RATES="$RATE max"] [SOURCES="pnet ring ring-b10 ring-immediate auto"] \
 #        crates/capture/scripts/measure_capture.sh
 # MODE=all (default): NFLOG rows, then the AF_PACKET comparison. MODE=afpacket: only the
-# AF_PACKET comparison: pnet vs the libpcap ring (TPACKET_V3, and TPACKET_V2 immediate mode)
-# vs open_afpacket (the daemon's choice; ring = RingConfig defaults, TPACKET_V3 with a 1 ms
-# block timeout; ring-bN = the same with an N ms block timeout), each at a fixed offered rate (RATE pps) and at the
-# sender's maximum rate, RUNS times in interleaved order; one line per capture.
+# AF_PACKET comparison of SOURCES: pnet; ring = RingSource with RingConfig defaults (libpcap,
+# TPACKET_V3, 1 ms block timeout); ring-bN = the same with an N ms block timeout;
+# ring-immediate = immediate mode (libpcap then uses TPACKET_V2); auto = open_afpacket (the
+# daemon's choice). Each at every rate of RATES: a number = paced at that many pps, max = one
+# sender as fast as it can, max2 = two senders at once. RUNS rounds in interleaved order, one
+# line per capture; each capture is stopped 1 s after its sender finished. RAW=1 also prints
+# the helper's JSON, the veth packet counters and the SNMP / link counters that moved.
 # Traffic stays inside two throw-away namespaces on 198.51.100.0/24; they are deleted on exit.
 set -u
 E=${E:-${CARGO_TARGET_DIR:-target}/release}
@@ -80,6 +83,7 @@ for run in $(seq 1 $RUNS); do
   for rate in $RATES; do
     for src in $SOURCES; do
       v0=$(vdrops); b0=$(backlog)
+      if [ -n "${RAW:-}" ]; then for n in $A $B; do ip netns exec $n nstat -asz > $T/n0.$n; ip -n $n -s -s link > $T/l0.$n; done; fi
       rm -f $T/stop
       case $src in ring-b*) sa="--source ring --block-ms ${src#ring-b}";; *) sa="--source $src";; esac
       ip netns exec $B $E/geofence-afpacket-count --iface vb$$ $sa --ms 60000 --stop-file $T/stop --decode > $T/c.json 2>$T/c.err & P=$!
@@ -87,13 +91,22 @@ for run in $(seq 1 $RUNS); do
       for _ in $(seq 1 100); do grep -q READY $T/c.err && break; sleep 0.05; done
       if [ $rate = max ]; then
         ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $N 64 > $T/s.json
+      elif [ $rate = max2 ]; then
+        # two senders at once, N/2 each (sent and pps are their sums)
+        ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $((N / 2)) 32 > $T/s1.json & S1=$!
+        ip netns exec $A $E/geofence-nstraffic udp-blast 198.51.100.2:9999 $((N / 2)) 32 > $T/s2.json
+        wait $S1
+        echo "{\"sent\":$(( $(f sent $T/s1.json) + $(f sent $T/s2.json) )),\"pps\":$(awk -v a="$(f pps $T/s1.json)" -v b="$(f pps $T/s2.json)" 'BEGIN{printf "%.0f", a+b}')}" > $T/s.json
       else
         ip netns exec $A $E/geofence-nstraffic udp-rate 198.51.100.2:9999 $N 64 $rate > $T/s.json
       fi
       # the capture ends 1 s after the sender did (or after 60 s)
       sleep 1; touch $T/stop; wait $P
       if [ -n "${RAW:-}" ]; then cat $T/c.json
-        echo "va tx_packets $(ip netns exec $A cat /sys/class/net/va$$/statistics/tx_packets) vb rx_packets $(ip netns exec $B cat /sys/class/net/vb$$/statistics/rx_packets)"; fi
+        echo "va tx_packets $(ip netns exec $A cat /sys/class/net/va$$/statistics/tx_packets) vb rx_packets $(ip netns exec $B cat /sys/class/net/vb$$/statistics/rx_packets)"
+        for n in $A $B; do ip netns exec $n nstat -asz > $T/n1.$n
+          echo "$n counters that moved:"; awk 'NR==FNR{a[$1]=$2; next} $2!=a[$1] && $1 !~ /^#/ {print "  "$1, $2-a[$1]}' $T/n0.$n $T/n1.$n | grep -v "InOctets\|OutOctets\|InPkts\|OutPkts\|InReceives\|OutRequests\|InDelivers\|OutTransmits\|InDatagrams\|OutDatagrams\|NoPorts\|InNoECTPkts" | head -20
+          ip -n $n -s -s link | diff $T/l0.$n - | grep "^>" | head -12; done; fi
       sent=$(f sent $T/s.json); pps=$(f pps $T/s.json); rcv=$(f received $T/c.json)
       drp=$(f dropped $T/c.json); cpu=$(f cpu_us $T/c.json); vd=$(( $(vdrops) - v0 )); bd=$(( $(backlog) - b0 ))
       name=$src; [ $src = auto ] && name="auto:$(grep -o '"source":"[a-z-]*"' $T/c.json | cut -d'"' -f4)"

@@ -1,8 +1,9 @@
 //! AF_PACKET capture through pnet_datalink, with a classic BPF filter and fanout.
 //!
 //! pnet reads one packet per `poll()` + `recvfrom()` (no mmap ring), so this source
-//! costs microseconds per packet (platform notes §4.2); it is the fallback when the
-//! NFLOG rule cannot be installed. Kernel drop counters (`PACKET_STATISTICS`) need a
+//! costs ~3 µs per packet, 9-30x more than [`crate::RingSource`]
+//! (docs/benchmarks-capture.md); [`crate::open_afpacket`] uses it only when libpcap
+//! cannot open the interface. It does offer PACKET_FANOUT. Kernel drop counters (`PACKET_STATISTICS`) need a
 //! raw `getsockopt`, which this `unsafe`-free crate cannot issue and pnet does not
 //! expose: `stats().dropped` stays 0 for this source.
 
