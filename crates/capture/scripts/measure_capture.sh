@@ -11,7 +11,8 @@
 # daemon's choice). Each at every rate of RATES: a number = paced at that many pps, max = one
 # sender as fast as it can, max2 = two senders at once. RUNS rounds in interleaved order, one
 # line per capture; each capture is stopped 1 s after its sender finished. RAW=1 also prints
-# the helper's JSON, the veth packet counters and the SNMP / link counters that moved.
+# the helper's JSON, the veth packet counters and the SNMP / link counters that moved, and
+# has the helper check udp-blast's sequence numbers (--seq; costs CPU, so not for cost figures).
 # Traffic stays inside two throw-away namespaces on 198.51.100.0/24; they are deleted on exit.
 set -u
 E=${E:-${CARGO_TARGET_DIR:-target}/release}
@@ -86,7 +87,7 @@ for run in $(seq 1 $RUNS); do
       if [ -n "${RAW:-}" ]; then for n in $A $B; do ip netns exec $n nstat -asz > $T/n0.$n; ip -n $n -s -s link > $T/l0.$n; done; fi
       rm -f $T/stop
       case $src in ring-b*) sa="--source ring --block-ms ${src#ring-b}";; *) sa="--source $src";; esac
-      ip netns exec $B $E/geofence-afpacket-count --iface vb$$ $sa --ms 60000 --stop-file $T/stop --decode > $T/c.json 2>$T/c.err & P=$!
+      ip netns exec $B $E/geofence-afpacket-count --iface vb$$ $sa --ms 60000 --stop-file $T/stop --decode ${RAW:+--seq} > $T/c.json 2>$T/c.err & P=$!
       # wait for READY (the sockets are open)
       for _ in $(seq 1 100); do grep -q READY $T/c.err && break; sleep 0.05; done
       if [ $rate = max ]; then

@@ -3,9 +3,9 @@
 //! pnet reads one packet per `poll()` + `recvfrom()` (no mmap ring), so this source
 //! costs ~3 µs per packet, 9-30x more than [`crate::RingSource`]
 //! (docs/benchmarks-capture.md); [`crate::open_afpacket`] uses it only when libpcap
-//! cannot open the interface. It does offer PACKET_FANOUT. Kernel drop counters (`PACKET_STATISTICS`) need a
-//! raw `getsockopt`, which this `unsafe`-free crate cannot issue and pnet does not
-//! expose: `stats().dropped` stays 0 for this source.
+//! cannot open the interface. It does offer PACKET_FANOUT. Kernel drop counters
+//! (`PACKET_STATISTICS`) need a raw `getsockopt`, which this `unsafe`-free crate cannot
+//! issue and pnet does not expose: `stats().dropped` stays 0 for this source.
 
 use std::os::fd::IntoRawFd;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! ```text
 //! geofence-afpacket-count --iface IF [--source pnet|ring|ring-immediate|auto] [--ms 5000]
 //!     [--threads 1] [--no-filter] [--decode] [--per-flow] [--buffer-kb 32768]
-//!     [--poll-ms 50] [--stall-ms 0] [--block-ms N] [--stop-file PATH]
+//!     [--poll-ms 50] [--stall-ms 0] [--block-ms N] [--stop-file PATH] [--seq]
 //! ```
 //! Prints `READY` on stderr once the sockets are open. `--per-flow` adds, per thread,
 //! the sorted source ports of the decoded packets (to check that fanout keeps flows whole).
@@ -54,7 +54,8 @@ fn main() {
     let ms: u64 = arg(&args, "--ms", 5000);
     let threads: usize = arg(&args, "--threads", 1);
     let per_flow = args.iter().any(|a| a == "--per-flow");
-    let decode = per_flow || args.iter().any(|a| a == "--decode");
+    let seq = args.iter().any(|a| a == "--seq");
+    let decode = per_flow || seq || args.iter().any(|a| a == "--decode");
     let source: String = arg(&args, "--source", "pnet".to_string());
     let buffer_kb: usize = arg(&args, "--buffer-kb", 32 << 10);
     let poll_ms: u64 = arg(&args, "--poll-ms", 50);
@@ -124,6 +125,8 @@ fn main() {
                 let stopped = || !stop_file.is_empty() && std::path::Path::new(&stop_file).exists();
                 let mut decoded = 0u64;
                 let mut sports = std::collections::BTreeSet::new();
+                // (sender pid, sequence number) of udp-blast datagrams, and repeats
+                let (mut seen, mut dups) = (std::collections::HashSet::new(), 0u64);
                 let (mut max_poll, mut empty) = (Duration::ZERO, 0u64);
                 // capture-to-delivery delay of the oldest packet of each batch
                 let (mut max_delay, mut sum_delay, mut batches) = (0u64, 0u64, 0u64);
@@ -152,6 +155,12 @@ fn main() {
                             if per_flow {
                                 sports.insert(p.sport);
                             }
+                            if let (true, Some(k)) = (seq, p.payload.get(..8)) {
+                                let k = u64::from_be_bytes(k.try_into().unwrap_or([0; 8]));
+                                if !seen.insert(k) {
+                                    dups += 1;
+                                }
+                            }
                         }
                     });
                     max_poll = max_poll.max(t0.elapsed());
@@ -171,7 +180,15 @@ fn main() {
                     }
                 }
                 let delay = (max_delay, sum_delay.checked_div(batches).unwrap_or(0));
-                (src.stats(), decoded, sports, max_poll, empty, delay)
+                (
+                    src.stats(),
+                    decoded,
+                    sports,
+                    max_poll,
+                    empty,
+                    delay,
+                    (seen.len(), dups),
+                )
             })
         })
         .collect();
@@ -181,8 +198,11 @@ fn main() {
     let (mut dropped, mut if_dropped, mut kernel) = (0u64, 0u64, 0u64);
     let (mut max_poll, mut empty) = (Duration::ZERO, 0u64);
     let (mut max_delay, mut mean_delay) = (0u64, 0u64);
+    let (mut unique, mut dups) = (0u64, 0u64);
     for h in handles {
-        if let Ok((s, d, sports, mp, e, (md, avg))) = h.join() {
+        if let Ok((s, d, sports, mp, e, (md, avg), (u, du))) = h.join() {
+            unique += u as u64;
+            dups += du;
             max_delay = max_delay.max(md);
             mean_delay = mean_delay.max(avg);
             dropped += s.dropped;
@@ -200,7 +220,7 @@ fn main() {
     }
     let cpu = cpu_us().saturating_sub(cpu0);
     println!(
-        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"max_delay_us\":{max_delay},\"mean_batch_delay_us\":{mean_delay},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{},\"cpu_us\":{cpu}}}",
+        "{{\"source\":\"{name}\",\"received\":{total},\"decoded\":{decoded},\"truncated\":{truncated},\"dropped\":{dropped},\"if_dropped\":{if_dropped},\"kernel_received\":{kernel},\"max_poll_ms\":{},\"empty_polls\":{empty},\"unique_seq\":{unique},\"dup_seq\":{dups},\"max_delay_us\":{max_delay},\"mean_batch_delay_us\":{mean_delay},\"per_thread\":[{}],\"flows\":[{}],\"cpu_ms\":{},\"cpu_us\":{cpu}}}",
         max_poll.as_millis(),
         per_thread.join(","),
         flows.join(","),

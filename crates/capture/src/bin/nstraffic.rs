@@ -8,6 +8,7 @@
 //! tcp-sink   BIND:PORT                  accepts one connection and reads it to the end (10 s limit)
 //! tcp-send   DST:PORT SEGMENTS          connects, sends SEGMENTS writes "T<n>;" 20 ms apart
 //! udp-blast  DST:PORT COUNT FLOWS       sends COUNT 64-byte datagrams round-robin over FLOWS sockets
+//!                                       (payload: pid and sequence number, u32 big endian each)
 //! udp-rate   DST:PORT COUNT FLOWS PPS   the same, paced to PPS datagrams per second (1 ms bursts)
 //! ```
 
@@ -109,10 +110,13 @@ fn main() {
                 let socks: Vec<UdpSocket> = (0..flows)
                     .map(|_| UdpSocket::bind("0.0.0.0:0"))
                     .collect::<Result<_, _>>()?;
-                let payload = [0x5Au8; 64];
+                // payload: sender pid and sequence number (big endian), then filler
+                let mut payload = [0x5Au8; 64];
+                payload[..4].copy_from_slice(&std::process::id().to_be_bytes());
                 let start = Instant::now();
                 let mut sent = 0usize;
                 for i in 0..count {
+                    payload[4..8].copy_from_slice(&(i as u32).to_be_bytes());
                     // ENOBUFS/ECONNREFUSED from ICMP errors are expected under load: keep going
                     if socks[i % flows].send_to(&payload, dst).is_ok() {
                         sent += 1;
