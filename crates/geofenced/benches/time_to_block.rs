@@ -816,6 +816,55 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<(), St
     Err(format!("timed out waiting for {what}"))
 }
 
+/// Deletes namespaces (and the processes in them) and run directories of
+/// earlier runs of this bench that were killed before their drop guards ran
+/// (Ctrl-C, SIGKILL): names `gftb{pid}x...` whose pid is gone.
+fn remove_stale_namespaces() {
+    let dead = |pid: &str| {
+        !pid.is_empty()
+            && pid.chars().all(|c| c.is_ascii_digit())
+            && !Path::new(&format!("/proc/{pid}")).exists()
+    };
+    // Their run directories (`gf-ttb-{pid}-{run}`) too.
+    if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let pid = n
+                .strip_prefix("gf-ttb-")
+                .and_then(|r| r.split_once('-'))
+                .map(|(p, _)| p.to_string());
+            if pid.is_some_and(|p| dead(&p)) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let Ok(o) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let Some(pid) = name
+            .strip_prefix("gftb")
+            .and_then(|r| r.split_once('x'))
+            .map(|(p, _)| p)
+        else {
+            continue;
+        };
+        if dead(pid) {
+            println!("removing namespace {name} left by an interrupted run");
+            // Processes of that run (daemon, server) still inside it.
+            if let Ok(p) = Command::new("ip").args(["netns", "pids", name]).output() {
+                for pid in String::from_utf8_lossy(&p.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
 fn run_once(run: usize, o: Opts) -> Result<String, String> {
     let t = Topology::new("gftb").map_err(|e| format!("namespaces: {e}"))?;
     let dir = TempDir(std::env::temp_dir().join(format!("gf-ttb-{}-{run}", std::process::id())));
@@ -1225,6 +1274,7 @@ fn main() {
     if !require_root() {
         return;
     }
+    remove_stale_namespaces();
     if Command::new("nft").arg("--version").output().is_err() {
         println!("skipping: the `nft` tool is not installed");
         return;
