@@ -445,7 +445,7 @@ fn leak_flow(
     (port, server, outcome)
 }
 
-/// `--leak SPEC OUT`: SPEC lines `dns|dns2|nodns udp|tcp src dst` (dns2:
+/// `--leak-client SPEC OUT`: SPEC lines `dns|dns2|nodns udp|tcp src dst` (dns2:
 /// connect 2 ms after the answer); OUT lines `mode proto src sport dst
 /// outcome`. Eight flows at a time.
 fn leak_mode(spec: &Path, out: &Path) -> Result<(), String> {
@@ -1163,7 +1163,7 @@ fn run_once(run: usize, o: Opts) -> Result<String, String> {
     std::fs::write(d.join("leak.spec"), spec).map_err(|e| e.to_string())?;
     let lspec = d.join("leak.spec").to_string_lossy().into_owned();
     let lout = d.join("leak.out").to_string_lossy().into_owned();
-    sh(&t.client, &[&exe, "--leak", &lspec, &lout])?;
+    sh(&t.client, &[&exe, "--leak-client", &lspec, &lout])?;
     std::thread::sleep(Duration::from_millis(300));
     let counts = server_counts(&t);
     let leak_total = named_counter(&t, "leak");
@@ -1246,7 +1246,7 @@ fn main() {
     let helper = match a(1) {
         "--server" => Some(server_mode(a(2).parse().unwrap_or(600))),
         "--sender" => Some(sender_mode(Path::new(a(2)), Path::new(a(3)))),
-        "--leak" => Some(leak_mode(Path::new(a(2)), Path::new(a(3)))),
+        "--leak-client" => Some(leak_mode(Path::new(a(2)), Path::new(a(3)))),
         _ => None,
     };
     if let Some(r) = helper {
