@@ -17,6 +17,8 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use geofence_testkit::wire;
+
 fn arg(a: &[String], i: usize) -> Result<&str, String> {
     a.get(i)
         .map(String::as_str)
@@ -29,148 +31,6 @@ fn num(s: &str) -> Result<u64, String> {
 
 fn sock(s: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|_| format!("not an address: {s}"))
-}
-
-/// A minimal but well-formed TLS 1.2 record with a ClientHello carrying
-/// the server_name extension.
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = Vec::new();
-    let list_len = name.len() + 3;
-    ext.extend_from_slice(&[0x00, 0x00]);
-    ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
-    ext.extend_from_slice(&(list_len as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![0x03, 0x03];
-    body.extend_from_slice(&[0x42; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01]);
-    body.extend_from_slice(&[0x01, 0x00]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![0x01];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 0x03, 0x01];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
-fn dns_name(b: &[u8], mut at: usize) -> Option<(String, usize)> {
-    let mut out = String::new();
-    loop {
-        let l = *b.get(at)? as usize;
-        at += 1;
-        if l == 0 {
-            return Some((out.to_ascii_lowercase(), at));
-        }
-        if l > 63 {
-            return None;
-        }
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(std::str::from_utf8(b.get(at..at + l)?).ok()?);
-        at += l;
-    }
-}
-
-fn dns_answer(q: &[u8], names: &[(String, IpAddr)]) -> Option<Vec<u8>> {
-    let (name, end) = dns_name(q, 12)?;
-    let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
-    let question = q.get(12..end + 4)?;
-    let hits: Vec<IpAddr> = names
-        .iter()
-        .filter(|(n, ip)| {
-            *n == name && ((qtype == 1 && ip.is_ipv4()) || (qtype == 28 && ip.is_ipv6()))
-        })
-        .map(|(_, ip)| *ip)
-        .collect();
-    let mut r = Vec::new();
-    r.extend_from_slice(q.get(0..2)?);
-    let known = names.iter().any(|(n, _)| *n == name);
-    r.extend_from_slice(&[0x81, if known { 0x80 } else { 0x83 }]);
-    r.extend_from_slice(&[0, 1]);
-    r.extend_from_slice(&(hits.len() as u16).to_be_bytes());
-    r.extend_from_slice(&[0, 0, 0, 0]);
-    r.extend_from_slice(question);
-    for ip in hits {
-        r.extend_from_slice(&[0xC0, 0x0C]);
-        match ip {
-            IpAddr::V4(a) => {
-                r.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-                r.extend_from_slice(&a.octets());
-            }
-            IpAddr::V6(a) => {
-                r.extend_from_slice(&[0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
-                r.extend_from_slice(&a.octets());
-            }
-        }
-    }
-    Some(r)
-}
-
-fn dns_query(name: &str, qtype: u16) -> Vec<u8> {
-    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&[0, 1]);
-    q
-}
-
-fn parse_answers(r: &[u8]) -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let Some((_, mut at)) = dns_name(r, 12) else {
-        return out;
-    };
-    at += 4;
-    let an = r
-        .get(6..8)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .unwrap_or(0);
-    for _ in 0..an {
-        at += 2; // compressed name pointer
-        let Some(h) = r.get(at..at + 10) else { break };
-        let t = u16::from_be_bytes([h[0], h[1]]);
-        let len = u16::from_be_bytes([h[8], h[9]]) as usize;
-        at += 10;
-        let Some(d) = r.get(at..at + len) else { break };
-        match (t, len) {
-            (1, 4) => out.push(IpAddr::from([d[0], d[1], d[2], d[3]])),
-            (28, 16) => {
-                let mut o = [0u8; 16];
-                o.copy_from_slice(d);
-                out.push(IpAddr::from(o));
-            }
-            _ => {}
-        }
-        at += len;
-    }
-    out
-}
-
-fn zoom_media(seq: u16) -> Vec<u8> {
-    // Zoom SFU hello (type 1, `01 00 03`) then media packets (type 5,
-    // direction 0, media type 15 = audio with RTP at offset 27).
-    if seq == 0 {
-        let mut p = vec![0x01, 0x00, 0x03];
-        p.extend_from_slice(&[0u8; 37]);
-        return p;
-    }
-    let mut p = vec![0x05, 0, 0, 0, 0, 0, 0, 0x00, 15];
-    p.extend_from_slice(&[0u8; 18]);
-    p.extend_from_slice(&[0x80, 0x6F]);
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
-    p.extend_from_slice(&[0x55u8; 80]);
-    p
 }
 
 fn run(a: &[String]) -> Result<i32, String> {
@@ -195,7 +55,18 @@ fn run(a: &[String]) -> Result<i32, String> {
             let mut buf = [0u8; 1500];
             while Instant::now() < end {
                 if let Ok((n, from)) = s.recv_from(&mut buf) {
-                    if let Some(r) = dns_answer(&buf[..n], &names) {
+                    if let Some((id, name, qtype)) = wire::dns_question(&buf[..n]) {
+                        let known = names.iter().any(|(n, _)| *n == name);
+                        let hits: Vec<IpAddr> = names
+                            .iter()
+                            .filter(|(n, ip)| {
+                                *n == name
+                                    && ((qtype == 1 && ip.is_ipv4())
+                                        || (qtype == 28 && ip.is_ipv6()))
+                            })
+                            .map(|(_, ip)| *ip)
+                            .collect();
+                        let r = wire::dns_response(id, &name, qtype, &hits, 60, !known);
                         let _ = s.send_to(&r, from);
                     }
                 }
@@ -215,13 +86,13 @@ fn run(a: &[String]) -> Result<i32, String> {
             let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
             s.set_read_timeout(Some(Duration::from_secs(2)))
                 .map_err(|e| e.to_string())?;
-            s.send_to(&dns_query(name, qtype), addr)
+            s.send_to(&wire::dns_query(0x1234, name, qtype), addr)
                 .map_err(|e| e.to_string())?;
             let mut buf = [0u8; 1500];
             let (n, _) = s
                 .recv_from(&mut buf)
                 .map_err(|e| format!("no answer: {e}"))?;
-            for ip in parse_answers(&buf[..n]) {
+            for ip in wire::dns_addresses(&buf[..n]) {
                 println!("{ip}");
             }
             Ok(0)
@@ -279,7 +150,7 @@ fn run(a: &[String]) -> Result<i32, String> {
             };
             s.set_read_timeout(Some(Duration::from_millis(1500)))
                 .map_err(|e| e.to_string())?;
-            let hello = client_hello(sni);
+            let hello = wire::client_hello(sni);
             let mut done = 0;
             let mut reader = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
             let mut line = String::new();
@@ -337,10 +208,10 @@ fn run(a: &[String]) -> Result<i32, String> {
             let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
             let mut sent = 0;
             for i in 0..count {
-                let p = if kind == "zoom" {
-                    zoom_media(i as u16)
-                } else {
-                    vec![0x42; 64]
+                let p = match (kind, i) {
+                    ("zoom", 0) => wire::zoom_sfu_hello(),
+                    ("zoom", _) => wire::zoom_sfu_audio(i as u16),
+                    _ => vec![0x42; 64],
                 };
                 if s.send_to(&p, addr).is_ok() {
                     sent += 1;

@@ -12,6 +12,7 @@ use geofence_engine::{Engine, EngineConfig, Event};
 use geofence_geo::GeoDb;
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, udp_v6, TcpFlags};
+use geofence_testkit::wire::{client_hello_padded, dns_response};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
@@ -42,48 +43,6 @@ fn engine(cfg: EngineConfig) -> Engine {
     )
 }
 
-fn dns_answer(name: &str, rtype: u16, rdata: &[u8], ttl: u32) -> Vec<u8> {
-    let mut m = vec![0x11, 0x22, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
-    for l in name.split('.') {
-        m.push(l.len() as u8);
-        m.extend_from_slice(l.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&rtype.to_be_bytes());
-    m.extend_from_slice(&[0, 1, 0xc0, 0x0c]);
-    m.extend_from_slice(&rtype.to_be_bytes());
-    m.extend_from_slice(&[0, 1]);
-    m.extend_from_slice(&ttl.to_be_bytes());
-    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    m.extend_from_slice(rdata);
-    m
-}
-
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    // Padding extension so the hello spans two segments.
-    ext.extend_from_slice(&[0x00, 0x15, 0x01, 0x00]);
-    ext.extend_from_slice(&[0u8; 256]);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
 const SEC: u64 = 1_000_000_000;
 
 #[test]
@@ -91,7 +50,7 @@ fn dns_answer_labels_the_next_flow_before_any_payload() {
     let mut e = engine(EngineConfig::default());
     let mut ev = Vec::new();
     let t0 = 1_700_000_000 * SEC;
-    let ans = dns_answer("eu01web.zoom.us", 1, &CN_SERVER.octets(), 30);
+    let ans = dns_response(0x1122, "eu01web.zoom.us", 1, &[CN_SERVER.into()], 30, false);
     e.process_frame(
         t0,
         LinkType::Ethernet,
@@ -152,7 +111,7 @@ fn dns_entries_expire_after_the_floor() {
     });
     let mut ev = Vec::new();
     let t0 = 1_700_000_000 * SEC;
-    let ans = dns_answer("zoom.us", 1, &CN_SERVER.octets(), 10);
+    let ans = dns_response(0x1122, "zoom.us", 1, &[CN_SERVER.into()], 10, false);
     e.process_frame(
         t0,
         LinkType::Ethernet,
@@ -175,7 +134,8 @@ fn split_client_hello_is_reassembled() {
     let mut ev = Vec::new();
     let t = 1_700_000_000 * SEC;
     let srv = Ipv4Addr::new(198, 51, 100, 7);
-    let hello = client_hello("teams.microsoft.com");
+    // Padded so the hello spans two segments.
+    let hello = client_hello_padded("teams.microsoft.com", 256);
     let (a, b) = hello.split_at(100);
     e.process_frame(
         t,
@@ -301,7 +261,7 @@ fn ipv6_flows_are_labelled_and_decided_like_ipv4() {
     let c6: Ipv6Addr = "2001:db8:1::2".parse().expect("ip");
     let s6: Ipv6Addr = "2001:db8:c::10".parse().expect("ip");
     let r6: Ipv6Addr = "2001:db8:1::53".parse().expect("ip");
-    let ans = dns_answer("zoom.us", 28, &s6.octets(), 60);
+    let ans = dns_response(0x1122, "zoom.us", 28, &[s6.into()], 60, false);
     e.process_frame(
         SEC,
         LinkType::Ethernet,

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, udp_v6, PcapLink, PcapWriter, TcpFlags};
+use geofence_testkit::wire::{client_hello, dns_response};
 
 const BIN: &str = env!("CARGO_BIN_EXE_geofencectl");
 
@@ -97,51 +98,6 @@ fn check_rejects_broken_config_with_position_and_exit_78() {
     assert!(err.contains(":4:14"), "points at the bad code: {err}");
 }
 
-fn dns_answer(name: &str, a: Option<Ipv4Addr>, aaaa: Option<Ipv6Addr>) -> Vec<u8> {
-    let mut m = vec![0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
-    let mut an = 0u16;
-    for l in name.split('.') {
-        m.push(l.len() as u8);
-        m.extend_from_slice(l.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&[0, if a.is_some() { 1 } else { 28 }, 0, 1]);
-    if let Some(ip) = a {
-        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-        m.extend_from_slice(&ip.octets());
-        an += 1;
-    }
-    if let Some(ip) = aaaa {
-        m.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
-        m.extend_from_slice(&ip.octets());
-        an += 1;
-    }
-    m[6..8].copy_from_slice(&an.to_be_bytes());
-    m
-}
-
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
 /// A capture the test writes: a DNS answer for a Zoom name, then a TCP
 /// connection to that address, a Teams TLS connection to DE, a Zoom UDP
 /// media flow and an IPv6 DNS exchange.
@@ -169,7 +125,7 @@ fn capture(path: &Path) {
         53,
         client,
         40000,
-        &dns_answer("zoom.us", Some(zoom), None),
+        &dns_response(0xabcd, "zoom.us", 1, &[zoom.into()], 60, false),
     ));
     put(tcp_v4(client, 50000, zoom, 443, 1, TcpFlags::SYN, &[]));
     put(tcp_v4(zoom, 443, client, 50000, 9, TcpFlags::SYN_ACK, &[]));
@@ -200,7 +156,14 @@ fn capture(path: &Path) {
         53,
         c6,
         40001,
-        &dns_answer("zoom.us", None, Some("2001:db8:c::10".parse().expect("ip"))),
+        &dns_response(
+            0xabcd,
+            "zoom.us",
+            28,
+            &["2001:db8:c::10".parse().expect("ip")],
+            60,
+            false,
+        ),
     ));
 }
 

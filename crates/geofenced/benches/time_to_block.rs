@@ -39,13 +39,14 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology};
+use geofence_testkit::wire;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_geofenced");
@@ -80,49 +81,6 @@ fn now_ns() -> u64 {
 }
 
 // ---------------------------------------------------------------- packets
-
-/// Zoom SFU hello (`01 00 03` + 37 bytes): the deciding packet.
-fn zoom_hello() -> Vec<u8> {
-    let mut p = vec![0x01, 0x00, 0x03];
-    p.extend_from_slice(&[0u8; 37]);
-    p
-}
-
-/// Zoom SFU media packet (type 5, audio with RTP at offset 27).
-fn zoom_media(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x05, 0, 0, 0, 0, 0, 0, 0x00, 15];
-    p.extend_from_slice(&[0u8; 18]);
-    p.extend_from_slice(&[0x80, 0x6F]);
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
-    p.extend_from_slice(&[0x55u8; 80]);
-    p
-}
-
-/// A minimal TLS 1.2 ClientHello record with the server_name extension.
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let list_len = name.len() + 3;
-    let mut ext = vec![0x00, 0x00];
-    ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
-    ext.extend_from_slice(&(list_len as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![0x03, 0x03];
-    body.extend_from_slice(&[0x42; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01, 0x01, 0x00]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![0x01];
-    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 0x03, 0x01];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
 
 fn csum_add(mut sum: u32, b: &[u8]) -> u32 {
     for c in b.chunks(2) {
@@ -176,69 +134,35 @@ fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]
 
 // ---------------------------------------------------------------- DNS
 
-fn dns_name(b: &[u8], mut at: usize) -> Option<(String, usize)> {
-    let mut out = String::new();
-    loop {
-        let l = *b.get(at)? as usize;
-        at += 1;
-        if l == 0 {
-            return Some((out.to_ascii_lowercase(), at));
-        }
-        if l > 63 {
-            return None;
-        }
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(std::str::from_utf8(b.get(at..at + l)?).ok()?);
-        at += l;
-    }
+/// Answers the bench's names: `nA-B-C-D.zoom.us` resolves to A.B.C.D.
+fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
+    let (id, name, qtype) = wire::dns_question(q)?;
+    let addrs: Vec<IpAddr> = name_addr(&name)
+        .filter(|_| qtype == 1)
+        .map(IpAddr::V4)
+        .into_iter()
+        .collect();
+    Some(wire::dns_response(
+        id,
+        &name,
+        qtype,
+        &addrs,
+        60,
+        addrs.is_empty(),
+    ))
+}
+
+fn first_a(r: &[u8]) -> Option<Ipv4Addr> {
+    wire::dns_addresses(r).into_iter().find_map(|a| match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    })
 }
 
 /// `nA-B-C-D.zoom.us` -> A.B.C.D
 fn name_addr(name: &str) -> Option<Ipv4Addr> {
     let label = name.strip_suffix(".zoom.us")?.strip_prefix('n')?;
     label.replace('-', ".").parse().ok()
-}
-
-fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
-    let (name, end) = dns_name(q, 12)?;
-    let question = q.get(12..end + 4)?;
-    let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
-    let addr = name_addr(&name).filter(|_| qtype == 1);
-    let mut r = q.get(0..2)?.to_vec();
-    r.extend_from_slice(&[0x81, if addr.is_some() { 0x80 } else { 0x83 }, 0, 1]);
-    r.extend_from_slice(&[0, u8::from(addr.is_some()), 0, 0, 0, 0]);
-    r.extend_from_slice(question);
-    if let Some(a) = addr {
-        r.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-        r.extend_from_slice(&a.octets());
-    }
-    Some(r)
-}
-
-fn dns_query(name: &str) -> Vec<u8> {
-    let mut q = vec![0x4a, 0x21, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-fn first_a(r: &[u8]) -> Option<Ipv4Addr> {
-    let (_, at) = dns_name(r, 12)?;
-    let at = at + 4;
-    if r.get(6..8)? == [0, 0] {
-        return None;
-    }
-    let h = r.get(at + 2..at + 12)?;
-    if h[0..2] != [0, 1] || h[8..10] != [0, 4] {
-        return None;
-    }
-    let d = r.get(at + 12..at + 16)?;
-    Some(Ipv4Addr::new(d[0], d[1], d[2], d[3]))
 }
 
 // ---------------------------------------------------------------- helper modes
@@ -308,11 +232,11 @@ fn sender_mode(spec: &Path, out: &Path) -> Result<(), String> {
     }
     let hello: Vec<Vec<u8>> = flows
         .iter()
-        .map(|&(s, sp, d, dp, _)| ipv4_udp(s, sp, d, dp, &zoom_hello()))
+        .map(|&(s, sp, d, dp, _)| ipv4_udp(s, sp, d, dp, &wire::zoom_sfu_hello()))
         .collect();
     let second: Vec<Vec<u8>> = flows
         .iter()
-        .map(|&(s, sp, d, dp, _)| ipv4_udp(s, sp, d, dp, &zoom_media(1)))
+        .map(|&(s, sp, d, dp, _)| ipv4_udp(s, sp, d, dp, &wire::zoom_sfu_audio(1)))
         .collect();
     let addrs: Vec<SockAddr> = flows
         .iter()
@@ -382,7 +306,8 @@ fn leak_flow(
         let answered = (|| {
             let s = UdpSocket::bind((src, 0)).ok()?;
             s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            s.send_to(&dns_query(&name), (DNS_SERVER, 53)).ok()?;
+            s.send_to(&wire::dns_query(0x4a21, &name, 1), (DNS_SERVER, 53))
+                .ok()?;
             let mut b = [0u8; 1500];
             let (n, _) = s.recv_from(&mut b).ok()?;
             first_a(b.get(..n)?)
@@ -404,7 +329,11 @@ fn leak_flow(
         let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
         let mut sent = 0;
         for i in 0..5u16 {
-            let p = if i == 0 { zoom_hello() } else { zoom_media(i) };
+            let p = if i == 0 {
+                wire::zoom_sfu_hello()
+            } else {
+                wire::zoom_sfu_audio(i)
+            };
             if s.send_to(&p, (server, MEDIA_PORT)).is_ok() {
                 sent += 1;
             }
@@ -435,7 +364,7 @@ fn leak_flow(
         Err(e) => format!("error:{:?}", e.kind()),
         Ok(()) => {
             let mut s: std::net::TcpStream = sock.into();
-            let a = s.write_all(&client_hello("zoom.us")).is_ok();
+            let a = s.write_all(&wire::client_hello("zoom.us")).is_ok();
             std::thread::sleep(Duration::from_millis(50));
             let b = s.write_all(b"ping\n").is_ok();
             std::thread::sleep(Duration::from_millis(50));
