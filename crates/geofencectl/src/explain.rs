@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use geofence_classify::sigs::Transport;
 use geofence_classify::AppId;
 use geofence_policy::{By, Query};
-use geofence_runtime::GeoChoice;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,21 +36,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let choice = if a.geoip.is_empty() {
-        GeoChoice::FromConfig
-    } else {
-        GeoChoice::Paths(a.geoip.clone())
-    };
-    let loaded = match geofence_runtime::load(&a.config, &choice) {
+    let loaded = match crate::load_or_exit(&a.config, Some(&a.geoip)) {
         Ok(l) => l,
-        Err(e @ geofence_runtime::LoadError::Config(_)) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(crate::EX_CONFIG));
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(crate::EX_DATAERR));
-        }
+        Err(code) => return Ok(code),
     };
     let sigs = &loaded.sigs;
     let transport = if a.proto == "tcp" {

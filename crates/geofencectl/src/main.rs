@@ -142,6 +142,30 @@ fn flush(yes: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Loads policy, signatures and databases as the daemon would, with
+/// `geoip` replacing the policy's databases when given (`None` = no
+/// database at all). On error, prints it and returns the exit code.
+fn load_or_exit(
+    config: &std::path::Path,
+    geoip: Option<&[PathBuf]>,
+) -> Result<geofence_runtime::Loaded, ExitCode> {
+    let choice = match geoip {
+        None => geofence_runtime::GeoChoice::None,
+        Some([]) => geofence_runtime::GeoChoice::FromConfig,
+        Some(p) => geofence_runtime::GeoChoice::Paths(p.to_vec()),
+    };
+    geofence_runtime::load(config, &choice).map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            geofence_runtime::LoadError::Config(_) => ExitCode::from(EX_CONFIG),
+            _ => {
+                eprintln!("hint: pass --geoip FILE.mmdb to use another database");
+                ExitCode::from(EX_DATAERR)
+            }
+        }
+    })
+}
+
 fn check(path: &std::path::Path, databases: bool) -> anyhow::Result<ExitCode> {
     let (config, policy, sigs) = match geofence_runtime::load_config(path) {
         Ok(x) => x,

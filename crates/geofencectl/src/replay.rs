@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use geofence_runtime::GeoChoice;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,26 +29,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let choice = if a.no_geoip {
-        GeoChoice::None
-    } else if a.geoip.is_empty() {
-        GeoChoice::FromConfig
-    } else {
-        GeoChoice::Paths(a.geoip.clone())
-    };
-    let loaded = match geofence_runtime::load(&a.config, &choice) {
+    let geoip = (!a.no_geoip).then_some(a.geoip.as_slice());
+    let loaded = match crate::load_or_exit(&a.config, geoip) {
         Ok(l) => l,
-        Err(e @ geofence_runtime::LoadError::Config(_)) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(crate::EX_CONFIG));
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!(
-                "hint: pass --geoip FILE.mmdb to replay with another database, or --no-geoip"
-            );
-            return Ok(ExitCode::from(crate::EX_DATAERR));
-        }
+        Err(code) => return Ok(code),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
