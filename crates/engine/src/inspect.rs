@@ -170,6 +170,15 @@ pub fn step(
     }
 }
 
+/// A complete ClientHello: its server name decides, or there is nothing
+/// more to learn from this flow.
+fn hello_step(sigs: &Sigs, st: &mut FlowInspect, sni: Option<&str>, method: Method) -> Step {
+    match sni {
+        Some(sni) => host_label(sigs, st, sni, method),
+        None => Step::Stop,
+    }
+}
+
 fn host_label(sigs: &Sigs, st: &mut FlowInspect, host: &str, method: Method) -> Step {
     match sigs.db.match_host(host) {
         Some(app) => Step::Decided(label(
@@ -212,10 +221,7 @@ fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: 
             match asm.poll() {
                 tls::HelloParse::Hello(h) => {
                     st.not_tls = true;
-                    if let Some(sni) = h.sni {
-                        return host_label(sigs, st, sni.as_ref(), Method::TlsSni);
-                    }
-                    return Step::Stop;
+                    return hello_step(sigs, st, h.sni.as_deref(), Method::TlsSni);
                 }
                 tls::HelloParse::NeedMore { .. } => {
                     st.tls = Some(asm);
@@ -254,10 +260,7 @@ fn step_udp(
             if asm.add(&init).is_ok() {
                 match asm.client_hello() {
                     tls::HelloParse::Hello(h) => {
-                        if let Some(sni) = h.sni {
-                            return host_label(sigs, st, sni.as_ref(), Method::QuicSni);
-                        }
-                        return Step::Stop;
+                        return hello_step(sigs, st, h.sni.as_deref(), Method::QuicSni);
                     }
                     tls::HelloParse::NeedMore { .. } => {
                         st.quic = Some(asm);
@@ -266,6 +269,12 @@ fn step_udp(
                     tls::HelloParse::NotTls => {}
                 }
             }
+        }
+    }
+    // Google QUIC (Q035-Q046): a plaintext CHLO carries the server name.
+    if dir == Dir::Orig {
+        if let Some(h) = quic::gquic_client_hello(pl) {
+            return hello_step(sigs, st, h.sni.as_deref(), Method::QuicSni);
         }
     }
     // STUN/TURN, plain or Microsoft-multiplexed.
