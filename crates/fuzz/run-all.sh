@@ -1,12 +1,14 @@
 #!/bin/sh
 # Runs every fuzz target in turn for SECS seconds (default 300), one at a
-# time, with the memory limits used for docs/fuzzing.md. Logs to logs/.
-# Usage (from crates/fuzz): ./run-all.sh [SECS] [target...]
+# time, with the memory limits used for docs/fuzzing.md. Logs to $LOGS
+# (default logs/).
+# Usage (from crates/fuzz): [LOGS=dir] ./run-all.sh [SECS] [target...]
 set -u
 SECS=${1:-300}
 [ $# -gt 0 ] && shift
 TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb engine_long"}
-mkdir -p logs
+LOGS=${LOGS:-logs}
+mkdir -p "$LOGS"
 for t in $TARGETS; do
     case $t in
         dns|stun|payload|quic) MAXLEN=2048 ;;
@@ -18,6 +20,6 @@ for t in $TARGETS; do
     RUSTC_BOOTSTRAP=1 cargo fuzz run -a --fuzz-dir . "$t" "corpus/$t" -- \
         -max_total_time="$SECS" -max_len="$MAXLEN" \
         -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
-        -print_final_stats=1 >"logs/$t.log" 2>&1
-    echo "$t: exit $? $(grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units' "logs/$t.log" | tr '\n' ' ')"
+        -print_final_stats=1 >"$LOGS/$t.log" 2>&1
+    echo "$t: exit $? $(grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units' "$LOGS/$t.log" | tr '\n' ' ')"
 done

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Prints the markdown table of docs/fuzzing.md from the logs of run-all.sh.
-# Usage (from crates/fuzz): ./stats.sh [target...]
+# Usage (from crates/fuzz): [LOGS=dir] ./stats.sh [target...]
 TARGETS=${*:-"dns tls quic quic_frames stun payload decode policy sigdb engine mmdb engine_long"}
 echo "| target | executions | exec/s | seconds | coverage (edges) | corpus | peak RSS MB | crashes |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
 for t in $TARGETS; do
-    f=logs/$t.log
+    f=${LOGS:-logs}/$t.log
     [ -f "$f" ] || continue
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$f")
     eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$f")
