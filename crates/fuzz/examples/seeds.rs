@@ -20,8 +20,11 @@ const MAX_PER_TARGET: usize = 200;
 /// Frames of one flow put in one engine seed.
 const ENGINE_FRAMES: usize = 24;
 
+/// Per target: (candidates to sample from, inputs always kept).
+type Lists = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 #[derive(Default)]
-struct Seeds(BTreeMap<&'static str, (Vec<Vec<u8>>, Vec<Vec<u8>>)>);
+struct Seeds(BTreeMap<&'static str, Lists>);
 
 impl Seeds {
     fn add(&mut self, target: &'static str, data: Vec<u8>) {
@@ -121,7 +124,10 @@ fn flow_id(p: &geofence_decode::Packet<'_>) -> FlowId {
 fn from_pcap(path: &Path, seeds: &mut Seeds) -> Result<(), Box<dyn std::error::Error>> {
     let bytes = fs::read(path)?;
     // A small prefix of the file itself for the pcap reader.
-    seeds.add("decode", bytes.get(..bytes.len().min(4096)).unwrap_or(&[]).to_vec());
+    seeds.add(
+        "decode",
+        bytes.get(..bytes.len().min(4096)).unwrap_or(&[]).to_vec(),
+    );
     let mut r = PcapReader::new(&bytes[..])?;
     let mut flows: HashMap<FlowId, (Vec<u8>, usize, u64)> = HashMap::new();
     while let Some(raw) = r.next_packet()? {
@@ -209,7 +215,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut caps = files(&pcaps, "pcap");
     caps.extend(files(&pcaps, "pcapng"));
     if caps.is_empty() {
-        println!("no captures under {} (shared corpus absent)", pcaps.display());
+        println!(
+            "no captures under {} (shared corpus absent)",
+            pcaps.display()
+        );
     }
     for p in &caps {
         if let Err(e) = from_pcap(p, &mut seeds) {
@@ -236,8 +245,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 seeds.add("payload", s);
                 if let Ok(pk) = quic::decrypt_initials(&v) {
                     for (chunk, rev) in [(usize::MAX, false), (300, true)] {
-                    seeds.add("quic_frames", quic_frames_seed(&pk, chunk, rev));
-                }
+                        seeds.add("quic_frames", quic_frames_seed(&pk, chunk, rev));
+                    }
                 }
             }
         }

@@ -28,17 +28,12 @@ fuzz_target!(|data: &[u8]| {
         // Each record costs at least 16 bytes (pcap) / 12 bytes (pcapng) of
         // the input, so this loop is bounded by the input size.
         let mut n = 0usize;
-        loop {
-            match r.next_packet() {
-                Ok(Some(pkt)) => {
-                    assert!(pkt.data.len() <= MAX_RECORD_LEN as usize);
-                    assert!(pkt.data.len() <= data.len());
-                    let _ = decode(pkt.link, pkt.data);
-                    n += 1;
-                    assert!(n <= data.len() / 12 + 1);
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(pkt)) = r.next_packet() {
+            assert!(pkt.data.len() <= MAX_RECORD_LEN as usize);
+            assert!(pkt.data.len() <= data.len());
+            let _ = decode(pkt.link, pkt.data);
+            n += 1;
+            assert!(n <= data.len() / 12 + 1);
         }
     }
 });

@@ -30,7 +30,11 @@ fn check(msg: &dns::DnsMessage<'_>) {
     }
     for (i, r) in res.iter().enumerate() {
         // 16 CNAME hops plus the owner of the address record.
-        assert!(r.names.len() <= dns::MAX_CNAME_DEPTH + 1, "{}", r.names.len());
+        assert!(
+            r.names.len() <= dns::MAX_CNAME_DEPTH + 1,
+            "{}",
+            r.names.len()
+        );
         assert!(!r.names.is_empty());
         // Addresses are reported once.
         assert!(res[..i].iter().all(|o| o.addr != r.addr));

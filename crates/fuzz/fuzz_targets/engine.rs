@@ -55,7 +55,10 @@ struct Shared {
 /// The MaxMind GeoLite2 test databases from the shared directory when
 /// present (so lookups and jurisdiction matches run), else no database.
 fn geo() -> GeoDb {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/geo/maxmind-test");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/geo/maxmind-test"
+    );
     let paths = [
         format!("{dir}/GeoLite2-Country-Test.mmdb"),
         format!("{dir}/GeoLite2-ASN-Test.mmdb"),
@@ -99,7 +102,11 @@ fuzz_target!(|data: &[u8]| {
         engine.process_frame(ts, link, frame, &mut out);
         frames += 1;
         // Events come from packets: at most a few per frame.
-        assert!(out.len() as u64 <= frames * 64, "{} events for {frames} frames", out.len());
+        assert!(
+            out.len() as u64 <= frames * 64,
+            "{} events for {frames} frames",
+            out.len()
+        );
     }
     let st = engine.stats();
     assert_eq!(st.frames, frames);

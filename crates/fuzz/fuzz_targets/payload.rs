@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let p = Packet {
-        transport: if h[4] & 1 == 0 { Transport::Udp } else { Transport::Tcp },
+        transport: if h[4] & 1 == 0 {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        },
         payload: body,
         src_port: u16::from_be_bytes([h[0], h[1]]),
         dst_port: u16::from_be_bytes([h[2], h[3]]),

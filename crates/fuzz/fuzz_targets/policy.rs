@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             assert!(e.line >= 1, "error without position: {e:?}");
-            assert!(e.line <= text.lines().count().max(1) + 1, "line past the end: {e:?}");
+            assert!(
+                e.line <= text.lines().count().max(1) + 1,
+                "line past the end: {e:?}"
+            );
             let _ = e.to_string();
         }
     }

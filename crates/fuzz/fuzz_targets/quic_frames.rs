@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&[flags, seed], mut rest)) = data.split_first_chunk::<2>() else {
         return;
     };
-    let version = if flags & 1 == 0 { quic::VERSION_1 } else { quic::VERSION_2 };
+    let version = if flags & 1 == 0 {
+        quic::VERSION_1
+    } else {
+        quic::VERSION_2
+    };
     let dl = usize::from(flags >> 1) % (quic::MAX_CID_LEN + 1);
     let dcid: Vec<u8> = (0..dl).map(|i| seed.wrapping_add(i as u8)).collect();
     let other: Vec<u8> = dcid.iter().map(|b| b ^ 0x5A).collect();

@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(db) = SignatureDb::from_defs(defs) {
         for (i, app) in db.apps().iter().enumerate() {
-            let r = db.find(app.id.as_str()).expect("every compiled app is findable");
+            let r = db
+                .find(app.id.as_str())
+                .expect("every compiled app is findable");
             assert_eq!(usize::from(r.0), i);
         }
         let _ = db.match_host("a.b.example.com");

@@ -8,7 +8,13 @@ use libfuzzer_sys::fuzz_target;
 fn walk(m: &stun::StunMessage<'_>, data: &[u8]) {
     assert!(m.wire_len() <= data.len());
     assert!(m.attrs.len() <= data.len());
-    let _ = (m.method(), m.class(), m.is_request(), m.is_response(), m.is_indication());
+    let _ = (
+        m.method(),
+        m.class(),
+        m.is_request(),
+        m.is_response(),
+        m.is_indication(),
+    );
     let mut n = 0usize;
     for (t, v) in m.attributes() {
         assert!(v.len() <= m.attrs.len());
@@ -19,7 +25,11 @@ fn walk(m: &stun::StunMessage<'_>, data: &[u8]) {
     // Every attribute takes at least its 4-byte header.
     assert!(n <= m.attrs.len() / 4);
     let _ = (m.realm(), m.software(), m.username(), m.data());
-    let _ = (m.xor_mapped_address(), m.xor_relayed_address(), m.mapped_address());
+    let _ = (
+        m.xor_mapped_address(),
+        m.xor_relayed_address(),
+        m.mapped_address(),
+    );
     let _ = m.xor_peer_addresses().count();
     let _ = m.attr(stun::attr::XOR_MAPPED_ADDRESS);
 }
