@@ -100,7 +100,7 @@ fn cstring(s: &str) -> Result<CString, NftError> {
 }
 
 /// Iterates complete netlink messages in a datagram: (type, seq, bytes).
-fn messages(buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
+pub(crate) fn messages(buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
     let mut out = Vec::new();
     let mut off = 0usize;
     while let Some(h) = buf.get(off..off + 16) {

@@ -7,7 +7,7 @@
 //! with the entry's original tuple copied verbatim. Messages are built and
 //! parsed in safe Rust on an `mnl` socket.
 
-use crate::apply::NftError;
+use crate::apply::{messages, NftError};
 use std::net::IpAddr;
 
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
@@ -63,25 +63,6 @@ fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8], &[u8])> {
         out.push((ty, &b[4..len], &b[..len]));
         let adv = ((len + 3) & !3).min(b.len());
         b = &b[adv..];
-    }
-    out
-}
-
-fn messages(buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    while let Some(h) = buf.get(off..off + 16) {
-        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        let ty = u16::from_ne_bytes([h[4], h[5]]);
-        let seq = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
-        if len < 16 {
-            break;
-        }
-        let Some(m) = buf.get(off..off + len) else {
-            break;
-        };
-        out.push((ty, seq, m));
-        off += (len + 3) & !3;
     }
     out
 }
