@@ -67,6 +67,9 @@ pub struct Flow {
     pub reported: bool,
     /// True when the flow saw a TCP FIN or RST (shorter idle timeout).
     pub closing: bool,
+    /// A DNS flow: its server uses a DNS port and it carries well-formed
+    /// DNS (queries recorded, answers checked, never labelled).
+    pub dns: bool,
 }
 
 impl Flow {

@@ -15,9 +15,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dnstrust;
 pub mod flow;
 pub mod inspect;
 pub mod names;
+pub mod scoped;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -29,9 +31,12 @@ use geofence_geo::{GeoDb, GeoInfo};
 use geofence_policy::{Decision, Policy, Query};
 use serde::Serialize;
 
+use dnstrust::{AnswerTrust, QueryTable, TrustConfig, TrustStats};
 use flow::{Dir, Flow, FlowKey, FlowTable, TableConfig};
 use inspect::{FlowInspect, Side, Step};
-use names::{NameCache, PeerCache};
+use names::{NameCache, PeerCache, PeerStats};
+use rustc_hash::FxHashMap;
+use scoped::ScopedStats;
 
 /// How a flow was labelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +59,12 @@ pub struct EngineConfig {
     pub name_cache: usize,
     /// DNS answers are used at least this long, whatever their TTL.
     pub dns_floor_secs: u64,
+    /// DNS answers are used at most this long, whatever their TTL.
+    pub dns_ttl_cap_secs: u64,
+    /// Bounds of the table of outstanding DNS queries.
+    pub dns_trust: TrustConfig,
+    /// STUN peer cache capacity (per kind: peers, servers, sockets).
+    pub peer_cache: usize,
     /// STUN-learned peers and media servers are remembered this long.
     pub peer_life_secs: u64,
     /// Keep a report of every flow that ends (replay); the daemon does not.
@@ -67,6 +78,9 @@ impl Default for EngineConfig {
             inspect_budget: 24,
             name_cache: 65_536,
             dns_floor_secs: 300,
+            dns_ttl_cap_secs: 86_400,
+            dns_trust: TrustConfig::default(),
+            peer_cache: 65_536,
             peer_life_secs: 300,
             keep_finished: false,
         }
@@ -108,7 +122,8 @@ pub struct FlowReport {
     pub answered: bool,
 }
 
-/// A DNS answer that named an app's server.
+/// A DNS answer that named an app's server. Only answers to a query the
+/// same client sent to the same server become one ([`dnstrust`]).
 #[derive(Clone, Debug)]
 pub struct DnsLearned {
     pub ts_ns: u64,
@@ -119,10 +134,89 @@ pub struct DnsLearned {
     pub addr: IpAddr,
     pub name: String,
     pub app: AppId,
+    /// The TTL used: the answer's, capped at `dns_ttl_cap_secs`.
     pub ttl: u32,
+    /// The TTL the answer carried.
+    pub ttl_received: u32,
     pub geo: GeoInfo,
     pub decision: Decision,
+    /// Whom a block learnt from this answer may stop.
+    pub scope: DnsScope,
 }
+
+/// Whom a block learnt from a DNS answer applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "scope", content = "reason")]
+pub enum DnsScope {
+    /// The client that asked, to that address (the normal case).
+    Client,
+    /// Every client the rule covers: the client asked over one address
+    /// family for an address of the other, so its own address on that
+    /// family (the one it will connect from) is unknown.
+    ServerWide(ServerWideReason),
+    /// Nobody ahead of time: the flow is decided on its own packets.
+    FlowOnly(FlowOnlyReason),
+}
+
+/// Why a DNS answer may block an address for every client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerWideReason {
+    /// Cross-family answer; the address is in the app's vendor ranges.
+    CrossFamilyVendorRange,
+    /// Cross-family answer; the address is in the app's vendor ASN.
+    CrossFamilyVendorAsn,
+    /// Cross-family answer, not corroborated by a vendor range or ASN,
+    /// within the asking client's budget ([`CROSS_FAMILY_BUDGET`] per
+    /// [`CROSS_FAMILY_WINDOW_SECS`]).
+    CrossFamilyWithinBudget,
+}
+
+/// Why a DNS answer blocks nobody ahead of the flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowOnlyReason {
+    /// The policy does not block the address (cross-family, so no client
+    /// key either).
+    NotBlocked,
+    /// Cross-family, uncorroborated, and the client spent its budget of
+    /// server-wide blocks (or the budget table is full).
+    CrossFamilyBudgetSpent,
+}
+
+impl ServerWideReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ServerWideReason::CrossFamilyVendorRange => {
+                "the client resolved over the other address family, and the address is in the app's vendor ranges"
+            }
+            ServerWideReason::CrossFamilyVendorAsn => {
+                "the client resolved over the other address family, and the address is in the app's vendor ASN"
+            }
+            ServerWideReason::CrossFamilyWithinBudget => {
+                "the client resolved over the other address family (uncorroborated; within its budget of server-wide blocks)"
+            }
+        }
+    }
+}
+
+impl FlowOnlyReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            FlowOnlyReason::NotBlocked => "the policy does not block the address",
+            FlowOnlyReason::CrossFamilyBudgetSpent => {
+                "the client resolved over the other address family and spent its budget of server-wide blocks; the flow is decided on its own packets"
+            }
+        }
+    }
+}
+
+/// Uncorroborated server-wide blocks one client may cause per window.
+pub const CROSS_FAMILY_BUDGET: u32 = 16;
+/// The window of [`CROSS_FAMILY_BUDGET`].
+pub const CROSS_FAMILY_WINDOW_SECS: u64 = 600;
+/// Clients whose cross-family budget is tracked at a time.
+const CROSS_FAMILY_CLIENTS: usize = 4096;
 
 /// What the engine tells its caller.
 #[derive(Clone, Debug)]
@@ -154,7 +248,32 @@ pub struct EngineStats {
     pub skipped_fragment: u64,
     pub skipped_malformed: u64,
     pub dns_answers: u64,
+    /// Flows on a DNS port that carried something other than DNS (then
+    /// inspected like any other flow).
+    pub dns_port_not_dns: u64,
+    /// Answers whose TTL was above `dns_ttl_cap_secs`.
+    pub dns_ttl_capped: u64,
+    /// Answer records not reached from the question (ignored).
+    pub dns_records_off_question: u64,
+    /// Cross-family answers that blocked nobody ahead (budget spent).
+    pub dns_cross_family_refused: u64,
+    pub dns_trust: TrustStats,
+    pub names: ScopedStats,
+    pub peers: PeerStats,
     pub flows: flow::TableStats,
+}
+
+impl EngineStats {
+    /// Events where a bounded structure was full: queries evicted or
+    /// refused, names and peers evicted or refused, cross-family budgets
+    /// spent. The daemon alerts when this grows.
+    pub fn pressure(&self) -> u64 {
+        self.dns_trust.queries_evicted
+            + self.dns_trust.queries_refused
+            + self.names.pressure()
+            + self.peers.pressure()
+            + self.dns_cross_family_refused
+    }
 }
 
 /// The pipeline. Single-threaded; run one per capture thread.
@@ -166,6 +285,9 @@ pub struct Engine {
     flows: FlowTable,
     names: NameCache,
     peers: PeerCache,
+    trust: QueryTable,
+    /// Per client: (window start, uncorroborated server-wide blocks in it).
+    cross_family: FxHashMap<IpAddr, (u64, u32)>,
     finished: Vec<FlowReport>,
     stats: EngineStats,
     last_sweep_ns: u64,
@@ -185,17 +307,44 @@ const STUN_FOLLOWUP: u64 = 64;
 
 /// Records the XOR-PEER-ADDRESS peers of a STUN message (and of a STUN
 /// message carried in its DATA attribute).
-fn harvest_peers(peers: &mut PeerCache, app: AppRef, payload: &[u8], ts_ns: u64) {
+fn harvest_peers(peers: &mut PeerCache, client: IpAddr, app: AppRef, payload: &[u8], ts_ns: u64) {
     let inner = geofence_classify::stun::ms_multiplexed_inner(payload).unwrap_or(payload);
     if let Some(m) = geofence_classify::stun::parse(inner, false) {
         for peer in m.xor_peer_addresses() {
-            peers.insert_peer(peer, app, ts_ns);
+            peers.insert_peer(client, peer, app, ts_ns);
         }
     }
 }
 
 fn is_dns_port(port: u16) -> bool {
     matches!(port, 53 | 5353 | 5355)
+}
+
+/// Whether a UDP payload is one well-formed DNS message, a query when it
+/// goes to the server and a response when it comes from it.
+fn is_dns_message(payload: &[u8], to_server: bool) -> bool {
+    matches!(dns::parse_message(payload), Ok(m) if m.is_response != to_server && m.opcode == 0)
+}
+
+/// Client and server of a new flow, and whether it is a DNS flow. A flow is
+/// DNS only when its server uses a DNS port and (over UDP) its first
+/// message is well-formed DNS in the right direction; a client socket bound
+/// to port 53 that sends anything else is an ordinary client.
+fn orient(p: &Packet<'_>) -> ((IpAddr, u16), (IpAddr, u16), bool) {
+    let (client, server) = flow::initiator(p);
+    if !is_dns_port(server.1) {
+        return (client, server, false);
+    }
+    if p.proto == Proto::Tcp || p.payload.is_empty() {
+        return (client, server, true);
+    }
+    let to_server = (p.dst, p.dport) == server;
+    if is_dns_message(p.payload, to_server) {
+        return (client, server, true);
+    }
+    // Not DNS: the sender started the flow, whatever its port.
+    let (src, dst) = ((p.src, p.sport), (p.dst, p.dport));
+    (src, dst, false)
 }
 
 impl Engine {
@@ -208,7 +357,9 @@ impl Engine {
         Engine {
             flows: FlowTable::new(cfg.table.clone()),
             names: NameCache::new(cfg.name_cache, cfg.dns_floor_secs),
-            peers: PeerCache::new(16_384, cfg.peer_life_secs),
+            peers: PeerCache::new(cfg.peer_cache, cfg.peer_life_secs),
+            trust: QueryTable::new(cfg.dns_trust.clone()),
+            cross_family: FxHashMap::default(),
             finished: Vec::new(),
             stats: EngineStats::default(),
             last_sweep_ns: 0,
@@ -244,7 +395,7 @@ impl Engine {
                 f.label = None;
                 f.inspect = None;
             }
-            self.peers = PeerCache::new(16_384, self.cfg.peer_life_secs);
+            self.peers = PeerCache::new(self.cfg.peer_cache, self.cfg.peer_life_secs);
             self.names = NameCache::new(self.cfg.name_cache, self.cfg.dns_floor_secs);
         }
     }
@@ -280,6 +431,9 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             flows: self.flows.stats(),
+            dns_trust: self.trust.stats(),
+            names: self.names.stats(),
+            peers: self.peers.stats(),
             ..self.stats
         }
     }
@@ -362,6 +516,8 @@ impl Engine {
             sigs,
             names,
             peers,
+            trust,
+            cross_family,
             stats,
             cfg,
             geo,
@@ -372,7 +528,7 @@ impl Engine {
         let Some(f) = flows.get_mut(&key) else {
             return;
         };
-        let dir = f.dir_of(p);
+        let mut dir = f.dir_of(p);
         f.last_ns = f.last_ns.max(ts_ns);
         f.packets += 1;
         f.bytes += u64::from(p.ip_len);
@@ -385,19 +541,47 @@ impl Engine {
                 f.closing = true;
             }
         }
-        // DNS: learn names from answers; the flow itself is never labelled.
-        if is_dns_port(f.server.1) {
-            if dir == Dir::Reply && !p.payload.is_empty() {
-                learn_dns(&sigs.db, names, geo, policy, stats, f, p, ts_ns, out);
+        // DNS: record queries, learn names from the answers to them; the
+        // flow itself is never labelled.
+        if f.dns {
+            if p.payload.is_empty() {
+                return;
             }
-            return;
+            let to_server = dir == Dir::Orig;
+            if dns_well_formed(p, to_server) {
+                if to_server {
+                    record_queries(trust, f, p, ts_ns);
+                } else {
+                    let ctx = DnsCtx {
+                        sigs: &sigs.db,
+                        geo,
+                        policy,
+                        cfg,
+                    };
+                    learn_dns(&ctx, names, trust, cross_family, stats, f, p, ts_ns, out);
+                }
+                return;
+            }
+            // Not DNS after all: an ordinary flow, inspected like any
+            // other. A port-53 side that sends something other than DNS
+            // answers is a client.
+            stats.dns_port_not_dns += 1;
+            f.dns = false;
+            if !to_server {
+                std::mem::swap(&mut f.client, &mut f.server);
+                std::mem::swap(&mut f.packets_orig, &mut f.packets_reply);
+                dir = Dir::Orig;
+            }
+            let mut st = FlowInspect::default();
+            st.tentative = tentative_label(&sigs.db, geo, f.server, f.proto);
+            f.inspect = Some(Box::new(st));
         }
         let Some(st) = f.inspect.as_mut() else {
             // A call identified by STUN keeps revealing its relay peers
             // (CreatePermission, Send indications): harvest them.
             if let Some(l) = &f.label {
                 if l.method == Method::Stun && f.proto == Proto::Udp && f.packets <= STUN_FOLLOWUP {
-                    harvest_peers(peers, l.app, p.payload, ts_ns);
+                    harvest_peers(peers, f.client.0, l.app, p.payload, ts_ns);
                 }
             }
             return;
@@ -418,11 +602,12 @@ impl Engine {
         f.inspect = None;
         if let Some(l) = decided {
             if l.method == Method::Stun && f.proto == Proto::Udp {
-                peers.insert_server(f.server.0, l.app, ts_ns);
+                let c = f.client.0;
+                peers.insert_server(c, f.server.0, l.app, ts_ns);
                 for peer in side.peers {
-                    peers.insert_peer(peer, l.app, ts_ns);
+                    peers.insert_peer(c, peer, l.app, ts_ns);
                 }
-                harvest_peers(peers, l.app, p.payload, ts_ns);
+                harvest_peers(peers, c, l.app, p.payload, ts_ns);
             }
             if socket_evidence(f, &l) {
                 let sock = SocketAddr::new(f.client.0, f.client.1);
@@ -438,7 +623,7 @@ impl Engine {
     }
 
     fn new_flow(&mut self, ts_ns: u64, p: &Packet<'_>) -> Flow {
-        let (client, server) = flow::initiator(p);
+        let (client, server, dns) = orient(p);
         let mut f = Flow {
             proto: p.proto,
             client,
@@ -454,24 +639,21 @@ impl Engine {
             host: None,
             reported: false,
             closing: false,
+            dns,
         };
-        if is_dns_port(server.1) {
+        if dns {
             return f;
         }
-        // A DNS answer seen earlier names the server: decided before the
-        // first payload byte.
-        if let Some(e) = self.names.get(&server.0, ts_ns) {
-            if let Some(app) = e.app {
-                f.label = Some(Label {
-                    app,
-                    method: Method::Dns,
-                    host: Some(e.name.clone()),
-                    evidence: Some(
-                        format!("dns answer {} (ttl {}s)", e.name, e.ttl).into_boxed_str(),
-                    ),
-                });
-                return f;
-            }
+        // An answer to this client's own query named the server: decided
+        // before the first payload byte.
+        if let Some(e) = self.names.get(&client.0, &server.0, ts_ns) {
+            f.label = Some(Label {
+                app: e.app,
+                method: Method::Dns,
+                host: Some(e.name.clone()),
+                evidence: Some(format!("dns answer {} (ttl {}s)", e.name, e.ttl).into_boxed_str()),
+            });
+            return f;
         }
         // A media server or relay peer revealed by a vendor STUN exchange,
         // or a client socket that already carried an identified flow.
@@ -484,8 +666,8 @@ impl Engine {
             let sa = SocketAddr::new(server.0, server.1);
             if let Some(app) = self
                 .peers
-                .peer(&sa, ts_ns)
-                .or_else(|| self.peers.server(&server.0, ts_ns))
+                .peer(&client.0, &sa, ts_ns)
+                .or_else(|| self.peers.server(&client.0, &server.0, ts_ns))
             {
                 f.label = Some(Label {
                     app,
@@ -497,36 +679,7 @@ impl Engine {
             }
         }
         let mut st = FlowInspect::default();
-        let t = inspect::transport(p.proto);
-        st.tentative = self
-            .sigs
-            .db
-            .match_ip(server.0, t, server.1)
-            .map(|(app, method)| Label {
-                app,
-                method,
-                host: None,
-                evidence: Some(Box::from("vendor IP range")),
-            })
-            .or_else(|| {
-                let asn = self.geo.lookup(server.0).asn?;
-                let app = self.sigs.db.match_asn(asn, t, server.1)?;
-                Some(Label {
-                    app,
-                    method: Method::Asn,
-                    host: None,
-                    evidence: Some(format!("vendor ASN AS{asn}").into_boxed_str()),
-                })
-            })
-            .or_else(|| {
-                let app = self.sigs.db.match_port(t, server.1)?;
-                Some(Label {
-                    app,
-                    method: Method::Port,
-                    host: None,
-                    evidence: Some(format!("vendor port {}", server.1).into_boxed_str()),
-                })
-            });
+        st.tentative = tentative_label(&self.sigs.db, &self.geo, server, p.proto);
         f.inspect = Some(Box::new(st));
         f
     }
@@ -566,6 +719,12 @@ impl Engine {
     /// Ends idle flows and labels flows that share an identified socket.
     pub fn sweep(&mut self, now_ns: u64, out: &mut Vec<Event>) {
         self.label_siblings(now_ns, out);
+        self.trust.expire(now_ns);
+        self.names.purge(now_ns);
+        self.peers.purge(now_ns);
+        let window = CROSS_FAMILY_WINDOW_SECS * 1_000_000_000;
+        self.cross_family
+            .retain(|_, (start, _)| now_ns.saturating_sub(*start) < window);
         let keep = self.cfg.keep_finished;
         let mut ended = Vec::new();
         self.flows.expire(now_ns, &mut |f| {
@@ -611,10 +770,9 @@ impl Engine {
         make_report(&self.sigs.db, &self.geo, &self.policy, f)
     }
 
-    /// Looks up a label for a destination the way a new flow would be
-    /// labelled before any payload (names, then vendor ranges).
-    pub fn name_of(&self, ip: &IpAddr, now_ns: u64) -> Option<&names::NameEntry> {
-        self.names.get(ip, now_ns)
+    /// What `client` learnt about `ip` from the answer to its own query.
+    pub fn name_of(&self, client: &IpAddr, ip: &IpAddr, now_ns: u64) -> Option<&names::NameEntry> {
+        self.names.get(client, ip, now_ns)
     }
 }
 
@@ -662,62 +820,205 @@ fn finish_tentative(f: &mut Flow) -> Option<Label> {
     Some(t)
 }
 
+/// The vendor's static ranges: the tentative label of a new flow.
+fn tentative_label(
+    sigs: &SignatureDb,
+    geo: &GeoDb,
+    server: (IpAddr, u16),
+    proto: Proto,
+) -> Option<Label> {
+    let t = inspect::transport(proto);
+    sigs.match_ip(server.0, t, server.1)
+        .map(|(app, method)| Label {
+            app,
+            method,
+            host: None,
+            evidence: Some(Box::from("vendor IP range")),
+        })
+        .or_else(|| {
+            let asn = geo.lookup(server.0).asn?;
+            let app = sigs.match_asn(asn, t, server.1)?;
+            Some(Label {
+                app,
+                method: Method::Asn,
+                host: None,
+                evidence: Some(format!("vendor ASN AS{asn}").into_boxed_str()),
+            })
+        })
+        .or_else(|| {
+            let app = sigs.match_port(t, server.1)?;
+            Some(Label {
+                app,
+                method: Method::Port,
+                host: None,
+                evidence: Some(format!("vendor port {}", server.1).into_boxed_str()),
+            })
+        })
+}
+
+/// The DNS messages of a packet (one per UDP datagram; the complete ones
+/// of a TCP segment).
+fn dns_messages<'a>(p: &Packet<'a>) -> Vec<Result<dns::DnsMessage<'a>, dns::DnsError>> {
+    match p.proto {
+        Proto::Udp => vec![dns::parse_message(p.payload)],
+        Proto::Tcp => dns::parse_tcp_stream(p.payload),
+    }
+}
+
+/// Whether a packet of a DNS flow carries DNS: over UDP one well-formed
+/// message in the right direction; over TCP every complete message (a
+/// segment may hold only part of one).
+fn dns_well_formed(p: &Packet<'_>, to_server: bool) -> bool {
+    match p.proto {
+        Proto::Udp => is_dns_message(p.payload, to_server),
+        Proto::Tcp => dns_messages(p)
+            .iter()
+            .all(|m| matches!(m, Ok(m) if m.is_response != to_server)),
+    }
+}
+
+/// Records the queries a client sent on a DNS flow.
+fn record_queries(trust: &mut QueryTable, f: &Flow, p: &Packet<'_>, ts_ns: u64) {
+    let client = SocketAddr::new(f.client.0, f.client.1);
+    let server = SocketAddr::new(f.server.0, f.server.1);
+    for m in dns_messages(p).into_iter().flatten() {
+        if let (false, Some(q)) = (m.is_response, m.question.as_ref()) {
+            trust.query(f.proto, client, server, m.id, q, ts_ns);
+        }
+    }
+}
+
+struct DnsCtx<'a> {
+    sigs: &'a SignatureDb,
+    geo: &'a GeoDb,
+    policy: &'a Policy,
+    cfg: &'a EngineConfig,
+}
+
+/// Whom a block learnt from an answer of `app` at `addr` for `client` may
+/// stop (see [`DnsScope`]). Spends the client's cross-family budget when
+/// nothing corroborates the address.
+fn dns_scope(
+    ctx: &DnsCtx<'_>,
+    cross_family: &mut FxHashMap<IpAddr, (u64, u32)>,
+    client: IpAddr,
+    addr: IpAddr,
+    app: AppRef,
+    asn: Option<u32>,
+    ts_ns: u64,
+) -> DnsScope {
+    if client.is_ipv4() == addr.is_ipv4() {
+        return DnsScope::Client;
+    }
+    let t = inspect::transport(Proto::Tcp);
+    if ctx
+        .sigs
+        .match_ip(addr, t, 443)
+        .is_some_and(|(a, _)| a == app)
+    {
+        return DnsScope::ServerWide(ServerWideReason::CrossFamilyVendorRange);
+    }
+    if asn.and_then(|n| ctx.sigs.match_asn(n, t, 443)) == Some(app) {
+        return DnsScope::ServerWide(ServerWideReason::CrossFamilyVendorAsn);
+    }
+    let window = CROSS_FAMILY_WINDOW_SECS * 1_000_000_000;
+    if !cross_family.contains_key(&client) && cross_family.len() >= CROSS_FAMILY_CLIENTS {
+        cross_family.retain(|_, (start, _)| ts_ns.saturating_sub(*start) < window);
+        if cross_family.len() >= CROSS_FAMILY_CLIENTS {
+            return DnsScope::FlowOnly(FlowOnlyReason::CrossFamilyBudgetSpent);
+        }
+    }
+    let slot = cross_family.entry(client).or_insert((ts_ns, 0));
+    if ts_ns.saturating_sub(slot.0) >= window {
+        *slot = (ts_ns, 0);
+    }
+    if slot.1 >= CROSS_FAMILY_BUDGET {
+        return DnsScope::FlowOnly(FlowOnlyReason::CrossFamilyBudgetSpent);
+    }
+    slot.1 += 1;
+    DnsScope::ServerWide(ServerWideReason::CrossFamilyWithinBudget)
+}
+
+/// Learns from the answers of a DNS flow: only those that answer a query
+/// the client sent to this server ([`dnstrust`]), only records reached from
+/// the question, TTL capped, names kept for this client alone.
 #[allow(clippy::too_many_arguments)]
 fn learn_dns(
-    sigs: &SignatureDb,
+    ctx: &DnsCtx<'_>,
     names: &mut NameCache,
-    geo: &GeoDb,
-    policy: &Policy,
+    trust: &mut QueryTable,
+    cross_family: &mut FxHashMap<IpAddr, (u64, u32)>,
     stats: &mut EngineStats,
     f: &Flow,
     p: &Packet<'_>,
     ts_ns: u64,
     out: &mut Vec<Event>,
 ) {
-    let msgs: Vec<dns::DnsMessage> = match p.proto {
-        Proto::Udp => dns::parse_message(p.payload).ok().into_iter().collect(),
-        Proto::Tcp => dns::parse_tcp_stream(p.payload)
-            .into_iter()
-            .flatten()
-            .collect(),
-    };
-    for m in msgs {
+    let client = SocketAddr::new(f.client.0, f.client.1);
+    let server = SocketAddr::new(f.server.0, f.server.1);
+    let cap = u32::try_from(ctx.cfg.dns_ttl_cap_secs).unwrap_or(u32::MAX);
+    for m in dns_messages(p).into_iter().flatten() {
         if !m.is_response {
             continue;
         }
         stats.dns_answers += 1;
+        let verdict = trust.answer(f.proto, client, server, m.id, m.question.as_ref(), ts_ns);
+        let (AnswerTrust::Matched, Some(q)) = (verdict, m.question) else {
+            continue;
+        };
         for r in dns::resolutions(&m) {
+            // The chain must start at the question: records about other
+            // names (out of bailiwick, stuffed in) teach nothing.
+            if !r.names.first().is_some_and(|n| q.name.eq_str(n)) {
+                stats.dns_records_off_question += 1;
+                continue;
+            }
+            if r.ttl > cap {
+                stats.dns_ttl_capped += 1;
+            }
+            let ttl = r.ttl.min(cap);
             // The most specific name that names an app decides.
-            let hit = r
+            let Some((app, name)) = r
                 .names
                 .iter()
-                .find_map(|n| sigs.match_host(n).map(|a| (a, n.as_str())));
-            let shown = hit
-                .map(|(_, n)| n)
-                .or(r.names.first().map(|s| s.as_str()))
-                .unwrap_or("");
-            names.insert(r.addr, shown, hit.map(|(a, _)| a), r.ttl, ts_ns);
-            if let Some((app, name)) = hit {
-                let g = geo.lookup(r.addr);
-                let id = sigs.app(app).id.clone();
-                let decision = policy.decide(&Query {
-                    src: f.client.0,
-                    dst: r.addr,
-                    app: Some(&id),
-                    geo: &g,
-                });
-                out.push(Event::Dns(DnsLearned {
-                    ts_ns,
-                    client: f.client.0,
-                    resolver: f.server.0,
-                    addr: r.addr,
-                    name: name.to_string(),
-                    app: id,
-                    ttl: r.ttl,
-                    geo: g,
-                    decision,
-                }));
+                .find_map(|n| ctx.sigs.match_host(n).map(|a| (a, n.as_str())))
+            else {
+                continue;
+            };
+            if f.client.0.is_ipv4() == r.addr.is_ipv4() {
+                names.insert(f.client.0, r.addr, name, app, ttl, ts_ns);
             }
+            let g = ctx.geo.lookup(r.addr);
+            let id = ctx.sigs.app(app).id.clone();
+            let decision = ctx.policy.decide(&Query {
+                src: f.client.0,
+                dst: r.addr,
+                app: Some(&id),
+                geo: &g,
+            });
+            let scope = if decision.is_block() {
+                dns_scope(ctx, cross_family, f.client.0, r.addr, app, g.asn, ts_ns)
+            } else if f.client.0.is_ipv4() == r.addr.is_ipv4() {
+                DnsScope::Client
+            } else {
+                DnsScope::FlowOnly(FlowOnlyReason::NotBlocked)
+            };
+            if matches!(scope, DnsScope::FlowOnly(_)) && decision.is_block() {
+                stats.dns_cross_family_refused += 1;
+            }
+            out.push(Event::Dns(DnsLearned {
+                ts_ns,
+                client: f.client.0,
+                resolver: f.server.0,
+                addr: r.addr,
+                name: name.to_string(),
+                app: id,
+                ttl,
+                ttl_received: r.ttl,
+                geo: g,
+                decision,
+                scope,
+            }));
         }
     }
 }

@@ -1,67 +1,74 @@
-//! Caches that outlive flows: the DNS name cache (address -> name chain and
-//! app, with TTL) and the STUN peer cache (relay peers inherit an app).
+//! Caches that outlive flows: the DNS name cache (client + address -> name
+//! and app, with TTL) and the STUN peer cache (relay peers, media servers
+//! and client sockets inherit an app).
 //!
-//! Both are bounded; when full, the entries closest to expiry go first.
+//! Every entry belongs to the client whose traffic taught it ([`Scoped`]):
+//! a name labels only the flows of the client that resolved it, a relay
+//! peer only the flows of the client whose call revealed it. Each cache is
+//! bounded in total and per client, and eviction stays within a client.
 
 use geofence_classify::sigdb::AppRef;
-use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// What a DNS answer taught us about one address.
+use crate::scoped::{Scoped, ScopedStats};
+
+/// What a DNS answer taught us about one address, for one client.
 #[derive(Clone, Debug)]
 pub struct NameEntry {
-    /// The name that decided the app (or the queried name when none did).
+    /// The name that decided the app.
     pub name: Box<str>,
-    pub app: Option<AppRef>,
-    /// The answer's TTL in seconds, as received.
+    pub app: AppRef,
+    /// The answer's TTL in seconds, after the cap.
     pub ttl: u32,
-    pub expires_ns: u64,
 }
 
-/// Address -> name, bounded.
+/// (client, address) -> name, bounded.
 pub struct NameCache {
-    map: FxHashMap<IpAddr, NameEntry>,
-    cap: usize,
+    map: Scoped<IpAddr, NameEntry>,
     /// Entries stay usable at least this long after the answer, whatever the
     /// TTL: clients keep using addresses past short TTLs.
     floor_ns: u64,
 }
 
+/// Addresses one client may have learnt at a time.
+pub const NAMES_PER_CLIENT: usize = 1024;
+
 impl NameCache {
     pub fn new(cap: usize, floor_secs: u64) -> NameCache {
+        let cap = cap.max(16);
         NameCache {
-            map: FxHashMap::default(),
-            cap: cap.max(16),
+            map: Scoped::new(cap, NAMES_PER_CLIENT.min(cap)),
             floor_ns: floor_secs.saturating_mul(1_000_000_000),
         }
     }
 
-    pub fn insert(&mut self, ip: IpAddr, name: &str, app: Option<AppRef>, ttl: u32, now_ns: u64) {
+    /// Records that `client` resolved `name` (of `app`) to `ip`.
+    pub fn insert(
+        &mut self,
+        client: IpAddr,
+        ip: IpAddr,
+        name: &str,
+        app: AppRef,
+        ttl: u32,
+        now_ns: u64,
+    ) {
         let life = (u64::from(ttl) * 1_000_000_000).max(self.floor_ns);
         let expires_ns = now_ns.saturating_add(life);
-        // An app-bearing entry is not overwritten by an app-less one for the
-        // same address (a CDN address answered for two names).
-        if let Some(old) = self.map.get(&ip) {
-            if old.app.is_some() && app.is_none() && old.expires_ns > now_ns {
-                return;
-            }
-        }
-        if self.map.len() >= self.cap && !self.map.contains_key(&ip) {
-            self.evict(now_ns);
-        }
-        self.map.insert(
-            ip,
-            NameEntry {
-                name: Box::from(name),
-                app,
-                ttl,
-                expires_ns,
-            },
-        );
+        let e = NameEntry {
+            name: Box::from(name),
+            app,
+            ttl,
+        };
+        self.map.insert(client, ip, e, expires_ns, now_ns);
     }
 
-    pub fn get(&self, ip: &IpAddr, now_ns: u64) -> Option<&NameEntry> {
-        self.map.get(ip).filter(|e| e.expires_ns >= now_ns)
+    /// What `client` learnt about `ip`, if still live.
+    pub fn get(&self, client: &IpAddr, ip: &IpAddr, now_ns: u64) -> Option<&NameEntry> {
+        self.map.get(client, ip, now_ns)
+    }
+
+    pub fn purge(&mut self, now_ns: u64) {
+        self.map.purge(now_ns);
     }
 
     pub fn len(&self) -> usize {
@@ -72,97 +79,96 @@ impl NameCache {
         self.map.is_empty()
     }
 
-    fn evict(&mut self, now_ns: u64) {
-        self.map.retain(|_, e| e.expires_ns >= now_ns);
-        if self.map.len() >= self.cap {
-            // Still full: drop the quarter closest to expiry.
-            let mut exp: Vec<u64> = self.map.values().map(|e| e.expires_ns).collect();
-            let k = exp.len() / 4;
-            exp.select_nth_unstable(k);
-            let cut = exp[k];
-            self.map.retain(|_, e| e.expires_ns > cut);
-        }
+    pub fn stats(&self) -> ScopedStats {
+        self.map.stats()
     }
 }
 
 /// Relay peers and media servers learned from STUN, which inherit the app of
-/// the flow that revealed them.
+/// the flow that revealed them, for the client of that flow.
 pub struct PeerCache {
-    map: FxHashMap<SocketAddr, (AppRef, u64)>,
+    peers: Scoped<SocketAddr, AppRef>,
     /// Client UDP sockets that carried an identified flow: one socket
     /// belongs to one process, so its other flows (ICE candidates, peers,
-    /// public STUN servers) belong to the same app.
-    sockets: FxHashMap<SocketAddr, (AppRef, u64)>,
-    ips: FxHashMap<IpAddr, (AppRef, u64)>,
-    cap: usize,
+    /// public STUN servers) belong to the same app. Keyed by client, port.
+    sockets: Scoped<u16, AppRef>,
+    servers: Scoped<IpAddr, AppRef>,
     life_ns: u64,
+}
+
+/// Peers (and servers, and sockets) one client may have at a time.
+pub const PEERS_PER_CLIENT: usize = 512;
+
+/// Counters of the three peer caches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PeerStats {
+    pub peers: ScopedStats,
+    pub servers: ScopedStats,
+    pub sockets: ScopedStats,
+}
+
+impl PeerStats {
+    pub fn pressure(&self) -> u64 {
+        self.peers.pressure() + self.servers.pressure() + self.sockets.pressure()
+    }
 }
 
 impl PeerCache {
     pub fn new(cap: usize, life_secs: u64) -> PeerCache {
+        let cap = cap.max(16);
+        let per = PEERS_PER_CLIENT.min(cap);
         PeerCache {
-            map: FxHashMap::default(),
-            sockets: FxHashMap::default(),
-            ips: FxHashMap::default(),
-            cap: cap.max(16),
+            peers: Scoped::new(cap, per),
+            sockets: Scoped::new(cap, per),
+            servers: Scoped::new(cap, per),
             life_ns: life_secs.saturating_mul(1_000_000_000),
         }
     }
 
-    /// Remembers a peer endpoint (from XOR-PEER-ADDRESS).
-    pub fn insert_peer(&mut self, peer: SocketAddr, app: AppRef, now_ns: u64) {
-        if self.map.len() >= self.cap {
-            self.map.retain(|_, (_, exp)| *exp >= now_ns);
-            if self.map.len() >= self.cap {
-                self.map.clear();
-            }
-        }
-        self.map
-            .insert(peer, (app, now_ns.saturating_add(self.life_ns)));
+    /// Remembers a peer endpoint (from XOR-PEER-ADDRESS) of `client`'s call.
+    pub fn insert_peer(&mut self, client: IpAddr, peer: SocketAddr, app: AppRef, now_ns: u64) {
+        let exp = now_ns.saturating_add(self.life_ns);
+        self.peers.insert(client, peer, app, exp, now_ns);
     }
 
-    /// Remembers a media server address identified by STUN.
-    pub fn insert_server(&mut self, ip: IpAddr, app: AppRef, now_ns: u64) {
-        if self.ips.len() >= self.cap {
-            self.ips.retain(|_, (_, exp)| *exp >= now_ns);
-            if self.ips.len() >= self.cap {
-                self.ips.clear();
-            }
-        }
-        self.ips
-            .insert(ip, (app, now_ns.saturating_add(self.life_ns)));
+    /// Remembers a media server address identified by STUN for `client`.
+    pub fn insert_server(&mut self, client: IpAddr, ip: IpAddr, app: AppRef, now_ns: u64) {
+        let exp = now_ns.saturating_add(self.life_ns);
+        self.servers.insert(client, ip, app, exp, now_ns);
     }
 
     /// Remembers a client UDP socket of an identified flow; true when new.
     pub fn insert_socket(&mut self, sock: SocketAddr, app: AppRef, now_ns: u64) -> bool {
-        if self.sockets.len() >= self.cap {
-            self.sockets.retain(|_, (_, exp)| *exp >= now_ns);
-            if self.sockets.len() >= self.cap {
-                self.sockets.clear();
-            }
-        }
         let exp = now_ns.saturating_add(self.life_ns);
-        self.sockets.insert(sock, (app, exp)).is_none()
+        let new = self.sockets.get(&sock.ip(), &sock.port(), now_ns).is_none();
+        self.sockets
+            .insert(sock.ip(), sock.port(), app, exp, now_ns)
+            && new
     }
 
     pub fn socket(&self, sock: &SocketAddr, now_ns: u64) -> Option<AppRef> {
-        self.sockets
-            .get(sock)
-            .filter(|(_, e)| *e >= now_ns)
-            .map(|(a, _)| *a)
+        self.sockets.get(&sock.ip(), &sock.port(), now_ns).copied()
     }
 
-    pub fn peer(&self, ep: &SocketAddr, now_ns: u64) -> Option<AppRef> {
-        self.map
-            .get(ep)
-            .filter(|(_, e)| *e >= now_ns)
-            .map(|(a, _)| *a)
+    pub fn peer(&self, client: &IpAddr, ep: &SocketAddr, now_ns: u64) -> Option<AppRef> {
+        self.peers.get(client, ep, now_ns).copied()
     }
 
-    pub fn server(&self, ip: &IpAddr, now_ns: u64) -> Option<AppRef> {
-        self.ips
-            .get(ip)
-            .filter(|(_, e)| *e >= now_ns)
-            .map(|(a, _)| *a)
+    pub fn server(&self, client: &IpAddr, ip: &IpAddr, now_ns: u64) -> Option<AppRef> {
+        self.servers.get(client, ip, now_ns).copied()
+    }
+
+    pub fn purge(&mut self, now_ns: u64) {
+        self.peers.purge(now_ns);
+        self.sockets.purge(now_ns);
+        self.servers.purge(now_ns);
+    }
+
+    pub fn stats(&self) -> PeerStats {
+        PeerStats {
+            peers: self.peers.stats(),
+            servers: self.servers.stats(),
+            sockets: self.sockets.stats(),
+        }
     }
 }

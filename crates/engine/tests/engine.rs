@@ -12,7 +12,7 @@ use geofence_engine::{Engine, EngineConfig, Event};
 use geofence_geo::GeoDb;
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, udp_v6, TcpFlags};
-use geofence_testkit::wire::{client_hello_padded, dns_response};
+use geofence_testkit::wire::{client_hello_padded, dns_query, dns_response};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
@@ -51,6 +51,18 @@ fn dns_answer_labels_the_next_flow_before_any_payload() {
     let mut ev = Vec::new();
     let t0 = 1_700_000_000 * SEC;
     let ans = dns_response(0x1122, "eu01web.zoom.us", 1, &[CN_SERVER.into()], 30, false);
+    e.process_frame(
+        t0 - SEC / 100,
+        LinkType::Ethernet,
+        &udp_v4(
+            CLIENT,
+            40000,
+            RESOLVER,
+            53,
+            &dns_query(0x1122, "eu01web.zoom.us", 1),
+        ),
+        &mut ev,
+    );
     e.process_frame(
         t0,
         LinkType::Ethernet,
@@ -112,6 +124,18 @@ fn dns_entries_expire_after_the_floor() {
     let mut ev = Vec::new();
     let t0 = 1_700_000_000 * SEC;
     let ans = dns_response(0x1122, "zoom.us", 1, &[CN_SERVER.into()], 10, false);
+    e.process_frame(
+        t0 - SEC / 100,
+        LinkType::Ethernet,
+        &udp_v4(
+            CLIENT,
+            40000,
+            RESOLVER,
+            53,
+            &dns_query(0x1122, "zoom.us", 1),
+        ),
+        &mut ev,
+    );
     e.process_frame(
         t0,
         LinkType::Ethernet,
@@ -262,6 +286,12 @@ fn ipv6_flows_are_labelled_and_decided_like_ipv4() {
     let s6: Ipv6Addr = "2001:db8:c::10".parse().expect("ip");
     let r6: Ipv6Addr = "2001:db8:1::53".parse().expect("ip");
     let ans = dns_response(0x1122, "zoom.us", 28, &[s6.into()], 60, false);
+    e.process_frame(
+        SEC - 1000,
+        LinkType::Ethernet,
+        &udp_v6(c6, 40000, r6, 53, &dns_query(0x1122, "zoom.us", 28)),
+        &mut ev,
+    );
     e.process_frame(
         SEC,
         LinkType::Ethernet,

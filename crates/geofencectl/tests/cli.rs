@@ -7,7 +7,7 @@ use std::process::Command;
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, udp_v6, PcapLink, PcapWriter, TcpFlags};
-use geofence_testkit::wire::{client_hello, dns_response};
+use geofence_testkit::wire::{client_hello, dns_query, dns_response};
 
 const BIN: &str = env!("CARGO_BIN_EXE_geofencectl");
 
@@ -118,7 +118,7 @@ fn capture(path: &Path) {
         40000,
         resolver,
         53,
-        &[0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        &dns_query(0xabcd, "zoom.us", 1),
     ));
     put(udp_v4(
         resolver,
@@ -151,6 +151,7 @@ fn capture(path: &Path) {
     ));
     let c6: Ipv6Addr = "2001:db8:1::2".parse().expect("ip");
     let r6: Ipv6Addr = "2001:db8:1::53".parse().expect("ip");
+    put(udp_v6(c6, 40001, r6, 53, &dns_query(0xabcd, "zoom.us", 28)));
     put(udp_v6(
         r6,
         53,

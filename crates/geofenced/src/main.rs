@@ -245,6 +245,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             engine: Engine::new(
                 EngineConfig {
                     dns_floor_secs: u64::from(d.dns_ttl_floor_secs),
+                    dns_ttl_cap_secs: u64::from(d.dns_ttl_cap_secs),
                     ..EngineConfig::default()
                 },
                 loaded.sigs.clone(),

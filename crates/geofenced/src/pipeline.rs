@@ -9,7 +9,7 @@ use std::time::Duration;
 use geofence_alert::{Alert, AlertSender, EventKind};
 use geofence_capture::PacketSource;
 use geofence_classify::sigdb::SignatureDb;
-use geofence_engine::{DnsLearned, Engine, Event, FlowReport};
+use geofence_engine::{DnsLearned, DnsScope, Engine, Event, FlowReport};
 use geofence_geo::GeoDb;
 use geofence_nft::model::DynElement;
 use geofence_policy::{Action, Policy};
@@ -225,11 +225,31 @@ impl Out<'_> {
         a.as_org = d.geo.as_org.clone();
         a.jurisdiction = d.decision.jurisdiction.clone();
         a.rule = d.decision.rule.as_ref().map(|r| r.name.clone());
+        let ttl = if d.ttl_received > d.ttl {
+            format!("ttl {}s, capped from {}s", d.ttl, d.ttl_received)
+        } else {
+            format!("ttl {}s", d.ttl)
+        };
+        let scope = match d.scope {
+            DnsScope::Client => String::new(),
+            DnsScope::ServerWide(r) => format!("; blocked for every client: {}", r.describe()),
+            DnsScope::FlowOnly(r) => format!("; not blocked ahead: {}", r.describe()),
+        };
         a.evidence = Some(format!(
-            "DNS answer from {} (ttl {}s), before any packet to the server",
-            d.resolver, d.ttl
+            "DNS answer from {} to the client's own query ({ttl}), before any packet to the server{scope}",
+            d.resolver
         ));
         let rule = d.decision.rule.as_ref().map(|r| r.index);
+        let src = match d.scope {
+            DnsScope::Client => Some(d.client),
+            DnsScope::ServerWide(_) => None,
+            DnsScope::FlowOnly(_) => {
+                // Nobody to key a block on: the flow decides when it starts.
+                a.reason = a.explain();
+                self.alerts.send(a);
+                return;
+            }
+        };
         if action != Action::Block || !self.enforce {
             if action == Action::Block {
                 a.reason = format!("monitor mode, not enforced: {}", a.explain());
@@ -245,10 +265,6 @@ impl Out<'_> {
             return;
         };
         let ttl = Duration::from_secs(u64::from(d.ttl)).max(self.timeouts.dns_floor);
-        // A client that resolved over one family and connects over the
-        // other cannot be keyed by its address: block the server for every
-        // client instead (fail closed).
-        let src = (d.client.is_ipv4() == d.addr.is_ipv4()).then_some(d.client);
         let elem = DynElement {
             rule_index,
             src,

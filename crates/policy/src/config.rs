@@ -68,6 +68,10 @@ pub struct DaemonConfig {
     /// Addresses learnt from DNS answers are kept at least this long.
     #[serde(default = "default_dns_ttl_floor")]
     pub dns_ttl_floor_secs: u32,
+    /// Addresses learnt from DNS answers are kept at most this long,
+    /// whatever TTL the answer carried.
+    #[serde(default = "default_dns_ttl_cap")]
+    pub dns_ttl_cap_secs: u32,
     /// Lifetime of a dynamically added kernel set element after it was last
     /// refreshed.
     #[serde(default = "default_dynamic_timeout")]
@@ -89,6 +93,9 @@ fn default_state_dir() -> PathBuf {
 fn default_dns_ttl_floor() -> u32 {
     300
 }
+fn default_dns_ttl_cap() -> u32 {
+    86_400
+}
 fn default_dynamic_timeout() -> u32 {
     3600
 }
@@ -104,6 +111,7 @@ impl Default for DaemonConfig {
             alert_log: default_alert_log(),
             state_dir: default_state_dir(),
             dns_ttl_floor_secs: default_dns_ttl_floor(),
+            dns_ttl_cap_secs: default_dns_ttl_cap(),
             dynamic_timeout_secs: default_dynamic_timeout(),
         }
     }

@@ -58,6 +58,15 @@ pub(crate) fn daemon(config: &Config) -> Result<(), Invalid> {
             "`dynamic_timeout_secs` must be at least 1",
         ));
     }
+    if d.dns_ttl_cap_secs == 0 || d.dns_ttl_cap_secs < d.dns_ttl_floor_secs {
+        return Err(Invalid::new(
+            Loc::value(tpath!["daemon", "dns_ttl_cap_secs"]),
+            format!(
+                "`dns_ttl_cap_secs` ({}) must be at least 1 and at least `dns_ttl_floor_secs` ({})",
+                d.dns_ttl_cap_secs, d.dns_ttl_floor_secs
+            ),
+        ));
+    }
     if d.dns_ttl_floor_secs > d.dynamic_timeout_secs {
         return Err(Invalid::new(
             Loc::value(tpath!["daemon", "dns_ttl_floor_secs"]),

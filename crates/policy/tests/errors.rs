@@ -482,6 +482,13 @@ fn daemon_checks() {
         "exceeds `dynamic_timeout_secs`",
     );
     check(
+        &err("[daemon]\ndns_ttl_cap_secs = 60\n"),
+        9,
+        20,
+        "at least `dns_ttl_floor_secs` (300)",
+    );
+    check(&err("[daemon]\ndns_ttl_cap_secs = -1\n"), 9, 20, "");
+    check(
         &err("[daemon]\ndynamic_timeout_secs = 0\n"),
         9,
         24,

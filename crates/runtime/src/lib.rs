@@ -147,6 +147,8 @@ pub fn replay_file(
     })?;
     let cfg = EngineConfig {
         keep_finished: true,
+        dns_floor_secs: u64::from(loaded.config.daemon.dns_ttl_floor_secs),
+        dns_ttl_cap_secs: u64::from(loaded.config.daemon.dns_ttl_cap_secs),
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(
