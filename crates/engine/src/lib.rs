@@ -17,6 +17,7 @@
 
 pub mod dnstrust;
 pub mod flow;
+pub mod handover;
 pub mod inspect;
 pub mod names;
 pub mod scoped;
@@ -28,7 +29,7 @@ use geofence_classify::sigdb::{AppRef, SignatureDb};
 use geofence_classify::{dns, AppId, Method};
 use geofence_decode::{decode, LinkType, Packet, Proto, Skip};
 use geofence_geo::{GeoDb, GeoInfo};
-use geofence_policy::{Decision, Policy, Query};
+use geofence_policy::{Action, Decision, Policy, Query, Verdict};
 use serde::Serialize;
 
 use dnstrust::{AnswerTrust, QueryTable, TrustConfig, TrustStats};
@@ -69,6 +70,17 @@ pub struct EngineConfig {
     pub peer_life_secs: u64,
     /// Keep a report of every flow that ends (replay); the daemon does not.
     pub keep_finished: bool,
+    /// What the kernel hands over: `Some(n)` when capture is NFLOG, whose
+    /// rule logs a connection's original-direction packets while
+    /// `ct original packets < n` (plus DNS answers). Inspection then ends
+    /// at the last packet the kernel delivers (packet `n - 1`), so a
+    /// tentative label (vendor range, ASN, port) decides while the daemon
+    /// can still act on it. `None`: every packet is seen (AF_PACKET).
+    pub handover: Option<u32>,
+    /// Replay only: drop the packets the kernel would not hand over (see
+    /// [`handover::KernelView`]), so a capture of the whole traffic is
+    /// decided as the live daemon decides it. Needs `handover`.
+    pub simulate_handover: bool,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +95,8 @@ impl Default for EngineConfig {
             peer_cache: 65_536,
             peer_life_secs: 300,
             keep_finished: false,
+            handover: None,
+            simulate_handover: false,
         }
     }
 }
@@ -105,9 +119,10 @@ pub struct FlowReport {
     pub asn: Option<u32>,
     pub as_org: Option<String>,
     pub jurisdiction: Option<String>,
-    pub action: String,
+    pub action: Action,
     pub rule: Option<String>,
-    pub verdict: Option<String>,
+    /// How the kernel stops the flow; `Some` only when `action` is block.
+    pub verdict: Option<Verdict>,
     pub evidence: Option<String>,
     pub packets: u64,
     pub bytes: u64,
@@ -247,6 +262,8 @@ pub struct EngineStats {
     pub skipped_other_proto: u64,
     pub skipped_fragment: u64,
     pub skipped_malformed: u64,
+    /// Packets the kernel would not have handed over (replay only).
+    pub skipped_not_handed_over: u64,
     pub dns_answers: u64,
     /// Flows on a DNS port that carried something other than DNS (then
     /// inspected like any other flow).
@@ -298,6 +315,8 @@ pub struct Engine {
     clock_ns: u64,
     /// The policy has a `block` rule for all traffic (no `apps`).
     all_traffic_blocks: bool,
+    /// Replay: the kernel's NFLOG rule, simulated.
+    kernel_view: Option<handover::KernelView>,
 }
 
 const SWEEP_NS: u64 = 1_000_000_000;
@@ -366,6 +385,10 @@ impl Engine {
             sockets_pending: false,
             clock_ns: 0,
             all_traffic_blocks: all_traffic_blocks(&policy),
+            kernel_view: cfg
+                .handover
+                .filter(|_| cfg.simulate_handover)
+                .map(handover::KernelView::new),
             cfg,
             sigs: inspect::Sigs::new(sigs),
             geo,
@@ -446,7 +469,15 @@ impl Engine {
     pub fn process_frame(&mut self, ts_ns: u64, link: LinkType, data: &[u8], out: &mut Vec<Event>) {
         self.stats.frames += 1;
         match decode(link, data) {
-            Ok(p) => self.process_packet(ts_ns, &p, out),
+            Ok(p) => {
+                if let Some(v) = self.kernel_view.as_mut() {
+                    if !v.delivers(&p, ts_ns) {
+                        self.stats.skipped_not_handed_over += 1;
+                        return;
+                    }
+                }
+                self.process_packet(ts_ns, &p, out)
+            }
             Err(Skip::NotIp) => self.stats.skipped_not_ip += 1,
             Err(Skip::NotTcpUdp) => self.stats.skipped_other_proto += 1,
             Err(Skip::Fragment) => self.stats.skipped_fragment += 1,
@@ -484,7 +515,7 @@ impl Engine {
                     .rule_index
                     .and_then(|i| self.policy.rules().get(i))
                     .is_some_and(|r| r.apps.is_none());
-                if report.action == "block" && by_all_traffic_rule {
+                if report.action == Action::Block && by_all_traffic_rule {
                     out.push(Event::AllTraffic {
                         report,
                         packet_ts_ns: ts_ns,
@@ -588,7 +619,12 @@ impl Engine {
         };
         let mut side = Side::default();
         let step = inspect::step(st, sigs, p, dir, f.server.1, &mut side);
-        let budget_spent = st.inspected >= cfg.inspect_budget;
+        // The last packet the kernel hands over ends inspection too: a
+        // tentative label must decide while the daemon still sees the flow.
+        let handed_over_all = cfg
+            .handover
+            .is_some_and(|n| dir == Dir::Orig && u64::from(f.packets_orig) + 1 >= u64::from(n));
+        let budget_spent = st.inspected >= cfg.inspect_budget || handed_over_all;
         let decided = match step {
             Step::Decided(l) => Some(l),
             Step::Stop => finish_tentative(f),
@@ -779,7 +815,7 @@ impl Engine {
 fn all_traffic_blocks(p: &Policy) -> bool {
     p.rules()
         .iter()
-        .any(|r| r.apps.is_none() && r.action == geofence_policy::Action::Block)
+        .any(|r| r.apps.is_none() && r.action == Action::Block)
 }
 
 /// Whether a label is strong enough to vouch for its client UDP socket.
@@ -1056,11 +1092,9 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         asn: g.asn,
         as_org: g.as_org.clone(),
         jurisdiction: decision.jurisdiction.clone(),
-        action: decision.action.as_str().to_string(),
+        action: decision.action,
         rule: decision.rule.as_ref().map(|r| r.name.clone()),
-        verdict: decision
-            .is_block()
-            .then(|| decision.verdict.as_str().to_string()),
+        verdict: decision.is_block().then_some(decision.verdict),
         evidence: f
             .label
             .as_ref()

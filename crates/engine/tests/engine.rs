@@ -97,7 +97,7 @@ fn dns_answer_labels_the_next_flow_before_any_payload() {
     };
     assert_eq!(report.app.as_ref().map(|a| a.as_str()), Some("zoom"));
     assert_eq!(report.method, Some(Method::Dns));
-    assert_eq!(report.action, "block");
+    assert_eq!(report.action, geofence_policy::Action::Block);
     assert_eq!(
         report.packets, 0,
         "decided before the first packet is counted"
@@ -199,7 +199,8 @@ fn split_client_hello_is_reassembled() {
     assert_eq!(report.method, Some(Method::TlsSni));
     assert_eq!(report.host.as_deref(), Some("teams.microsoft.com"));
     assert_eq!(
-        report.action, "allow",
+        report.action,
+        geofence_policy::Action::Allow,
         "198.51.100.0/24 has no country in the test database"
     );
 }

@@ -39,7 +39,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if !a.json {
         writeln!(
             out,
-            "{:<5} {:<40} {:<40} {:<15} {:<9} {:<4} {:<5} {:<14} {:<6} {:>6} {:>9}  host",
+            "{:<5} {:<40} {:<40} {:<15} {:<9} {:<4} {:<5} {:<14} {:<6} {:<8} {:>6} {:>9}  host",
             "proto",
             "client",
             "server",
@@ -49,6 +49,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             "rcc",
             "jurisdiction",
             "action",
+            "kernel",
             "pkts",
             "bytes"
         )?;
@@ -66,16 +67,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         if a.stats {
             eprintln!("{}: {}", path.display(), serde_json::to_string(&stats)?);
         }
-        for r in &reports {
+        for flow in &reports {
             if a.json {
-                serde_json::to_writer(&mut out, r).context("writing JSON")?;
+                serde_json::to_writer(&mut out, flow).context("writing JSON")?;
                 out.write_all(b"\n")?;
             } else {
+                let r = &flow.report;
                 let client = format!("{}", std::net::SocketAddr::new(r.src_ip, r.src_port));
                 let server = format!("{}", std::net::SocketAddr::new(r.dest_ip, r.dest_port));
                 writeln!(
                     out,
-                    "{:<5} {:<40} {:<40} {:<15} {:<9} {:<4} {:<5} {:<14} {:<6} {:>6} {:>9}  {}",
+                    "{:<5} {:<40} {:<40} {:<15} {:<9} {:<4} {:<5} {:<14} {:<6} {:<8} {:>6} {:>9}  {}",
                     r.proto,
                     client,
                     server,
@@ -84,7 +86,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     r.country.as_deref().unwrap_or("-"),
                     r.registered_country.as_deref().unwrap_or("-"),
                     r.jurisdiction.as_deref().unwrap_or("-"),
-                    r.action,
+                    r.action.as_str(),
+                    flow.kernel.as_str(),
                     r.packets,
                     r.bytes,
                     r.host.as_deref().unwrap_or("")

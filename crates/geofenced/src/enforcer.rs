@@ -10,35 +10,39 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use geofence_act::{redecide as redecide_block, Block};
 use geofence_alert::{Alert, AlertSender, EventKind};
+use geofence_classify::AppId;
+use geofence_geo::GeoDb;
 use geofence_nft::apply::Nft;
 use geofence_nft::model::{DynElement, RulesetSpec};
 use geofence_nft::render::{render, Ruleset};
+use geofence_policy::Policy;
 
 use crate::state::DynState;
 
-/// A run-time block decided by the engine.
+/// A run-time block decided by the action stage, with the alert to write
+/// once it is in the kernel.
 pub struct BlockReq {
-    pub elem: DynElement,
-    /// The app the block is for (kept to re-decide it after a reload).
-    pub app: Option<String>,
-    /// Remove the conntrack entries of (client, server): the flow is live.
-    pub cut: Option<(IpAddr, IpAddr)>,
-    /// Capture time of the packet that decided, Unix ns.
-    pub decided_ns: u64,
-    /// The alert to write once the block is in the kernel.
+    pub block: Block,
     pub alert: Alert,
 }
 
-pub type Revalidate = Box<dyn Fn(&DynElement, Option<&str>) -> Option<usize> + Send>;
+/// What dynamic blocks already in the kernel (or saved) are re-decided
+/// with: the policy and databases about to be applied.
+pub struct Redecide {
+    pub policy: Arc<Policy>,
+    pub geo: Arc<GeoDb>,
+}
 
 pub enum Cmd {
     /// Apply a new ruleset (start, reload); the reply says how it went.
     Apply {
         spec: RulesetSpec,
-        /// Re-decides a dynamic block under the new policy: the rule that
-        /// blocks it now, or None. None at start (nothing to re-decide).
-        revalidate: Option<Revalidate>,
+        /// Every dynamic block (live, or restored from the state file at
+        /// start) is re-decided under this policy before the table is
+        /// applied: kept, moved to its new rule's set, or dropped.
+        redecide: Redecide,
         reply: Sender<Result<String, String>>,
     },
     Block(Box<BlockReq>),
@@ -115,10 +119,10 @@ impl Enforcer {
             match cmd {
                 Cmd::Apply {
                     spec,
-                    revalidate,
+                    redecide,
                     reply,
                 } => {
-                    let r = self.apply(&spec, revalidate);
+                    let r = self.apply(&spec, &redecide);
                     let _ = reply.send(r);
                 }
                 Cmd::Block(first) => {
@@ -157,10 +161,10 @@ impl Enforcer {
             Cmd::Stats => self.stats(),
             Cmd::Apply {
                 spec,
-                revalidate,
+                redecide,
                 reply,
             } => {
-                let r = self.apply(&spec, revalidate);
+                let r = self.apply(&spec, &redecide);
                 let _ = reply.send(r);
             }
             Cmd::Block(b) => self.block(vec![*b]),
@@ -168,18 +172,16 @@ impl Enforcer {
         }
     }
 
-    fn apply(
-        &mut self,
-        spec: &RulesetSpec,
-        revalidate: Option<Revalidate>,
-    ) -> Result<String, String> {
+    fn apply(&mut self, spec: &RulesetSpec, redecide: &Redecide) -> Result<String, String> {
         let rs = render(spec);
-        // Rule positions can change with a new policy: re-decide every
-        // dynamic block (kept, moved to its new rule's set, or dropped).
-        let (stale, moved) = match &revalidate {
-            Some(f) => self.state.revalidate(&**f),
-            None => (Vec::new(), Vec::new()),
-        };
+        // Rule positions and jurisdictions can change with a new policy or
+        // database, and blocks restored from the state file were decided by
+        // an earlier one: re-decide every dynamic block (kept, moved to its
+        // new rule's set, or dropped) before anything reaches the kernel.
+        let (stale, moved) = self.state.revalidate(&|e, app| {
+            let app = app.and_then(|a| AppId::new(a).ok());
+            redecide_block(&redecide.policy, &redecide.geo, e, app.as_ref())
+        });
         let keep = self.state.live();
         let Some(nft) = self.nft.as_mut() else {
             self.ruleset = Some(rs);
@@ -225,7 +227,7 @@ impl Enforcer {
         if batch.is_empty() {
             return;
         }
-        let elems: Vec<DynElement> = batch.iter().map(|b| b.elem.clone()).collect();
+        let elems: Vec<DynElement> = batch.iter().map(|b| b.block.elem.clone()).collect();
         let result = match (self.enforce, self.nft.as_mut()) {
             (true, Some(nft)) => nft.add_dynamic(&elems).map_err(|e| e.to_string()),
             (true, None) => Err("no kernel access".to_string()),
@@ -234,11 +236,12 @@ impl Enforcer {
         let done = now_ns();
         match result {
             Ok(()) => {
-                for b in batch {
+                for BlockReq { block: b, alert } in batch {
                     let us = done.saturating_sub(b.decided_ns) / 1000;
-                    let mut a = b.alert;
+                    let mut a = alert;
                     if self.enforce {
-                        self.state.record(&b.elem, b.app.as_deref());
+                        self.state
+                            .record(&b.elem, b.app.as_ref().map(|a| a.as_str()));
                         a.enforced_within_us = Some(us);
                         self.lat_sample(us);
                         if let Some((src, dst)) = b.cut {

@@ -29,12 +29,13 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use geofence_alert::{Alert, AlertLog, AlertLogOptions, AlertSender, AlertThrottle, EventKind};
 use geofence_capture::{NflogSource, PacketSource};
-use geofence_engine::{Engine, EngineConfig};
+use geofence_engine::Engine;
 use geofence_policy::CaptureKind;
 use geofence_runtime::{plan, GeoChoice, Loaded};
 
 use enforcer::{Cmd, Enforcer};
-use pipeline::{Ctl, Pipeline, Timeouts};
+use geofence_act::Settings;
+use pipeline::{Ctl, Pipeline};
 
 #[derive(Parser)]
 #[command(
@@ -77,13 +78,6 @@ fn init_logging(format: &str) {
     }
 }
 
-fn timeouts(l: &Loaded) -> Timeouts {
-    Timeouts {
-        dns_floor: Duration::from_secs(u64::from(l.config.daemon.dns_ttl_floor_secs)),
-        detection: Duration::from_secs(u64::from(l.config.daemon.dynamic_timeout_secs)),
-    }
-}
-
 fn daemon_alert(alerts: &AlertSender, kind: EventKind, reason: String) {
     alerts.send(Alert::new(kind, "allow", reason));
 }
@@ -107,34 +101,16 @@ fn report_stale_databases(l: &Loaded, alerts: &AlertSender) {
     }
 }
 
-fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded, reload: bool) -> Result<String, String> {
+fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded) -> Result<String, String> {
     let spec = plan::ruleset_spec(&l.config, &l.policy, &l.geo, &l.sigs);
-    let revalidate: Option<enforcer::Revalidate> = reload.then(|| {
-        let (policy, geo) = (l.policy.clone(), l.geo.clone());
-        Box::new(
-            move |e: &geofence_nft::model::DynElement, app: Option<&str>| {
-                let app = app.and_then(|a| geofence_classify::AppId::new(a).ok());
-                let g = geo.lookup(e.dst);
-                let src = e.src.unwrap_or(if e.dst.is_ipv4() {
-                    std::net::IpAddr::from([0u8; 4])
-                } else {
-                    std::net::IpAddr::from([0u16; 8])
-                });
-                let d = policy.decide(&geofence_policy::Query {
-                    src,
-                    dst: e.dst,
-                    app: app.as_ref(),
-                    geo: &g,
-                });
-                let block = d.is_block();
-                d.rule.filter(|_| block).map(|r| r.index)
-            },
-        ) as enforcer::Revalidate
-    });
+    let redecide = enforcer::Redecide {
+        policy: l.policy.clone(),
+        geo: l.geo.clone(),
+    };
     let (rtx, rrx) = mpsc::channel();
     tx.send(Cmd::Apply {
         spec,
-        revalidate,
+        redecide,
         reply: rtx,
     })
     .map_err(|_| "enforcer thread is gone".to_string())?;
@@ -229,7 +205,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Err(_) => bail!("the enforcement thread died at start"),
     }
 
-    match apply(&etx, &loaded, false) {
+    match apply(&etx, &loaded) {
         Ok(summary) => tracing::info!(summary = %summary, enforce = d.enforce, "nftables table applied and verified"),
         Err(e) => bail!("applying the nftables table failed (the previous table, if any, is still in force): {e}"),
     }
@@ -243,11 +219,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let beat = Arc::new(AtomicU64::new(enforcer::monotonic_secs()));
         let p = Pipeline {
             engine: Engine::new(
-                EngineConfig {
-                    dns_floor_secs: u64::from(d.dns_ttl_floor_secs),
-                    dns_ttl_cap_secs: u64::from(d.dns_ttl_cap_secs),
-                    ..EngineConfig::default()
-                },
+                geofence_runtime::engine_config(&loaded.config),
                 loaded.sigs.clone(),
                 loaded.geo.clone(),
                 loaded.policy.clone(),
@@ -256,8 +228,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             enforcer: etx.clone(),
             alerts: alerts.clone(),
             heartbeat: beat.clone(),
-            timeouts: timeouts(&loaded),
-            enforce: d.enforce,
+            settings: Settings::from_config(&loaded.config),
         };
         threads.push(
             std::thread::Builder::new()
@@ -375,14 +346,14 @@ fn reload(
     {
         tracing::warn!("capture settings changed: they take effect at the next restart");
     }
-    match apply(etx, &new, true) {
+    match apply(etx, &new) {
         Ok(summary) => {
             for c in ctls {
                 let _ = c.send(Ctl::Swap {
                     policy: new.policy.clone(),
                     sigs: new.sigs.clone(),
                     geo: new.geo.clone(),
-                    timeouts: timeouts(&new),
+                    settings: Settings::from_config(&new.config),
                 });
             }
             tracing::info!(summary = %summary, "policy reloaded");

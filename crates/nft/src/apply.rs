@@ -304,6 +304,16 @@ fn stmt_exprs(st: &Stmt, set_ids: &BTreeMap<String, u32>) -> Result<Vec<RawExpr>
                 (s::NFTNL_EXPR_IMM_VERDICT, Attr::U32(libc::NF_DROP as u32)),
             ],
         }],
+        Stmt::Accept => vec![RawExpr {
+            name: c"immediate",
+            attrs: vec![
+                (
+                    s::NFTNL_EXPR_IMM_DREG,
+                    Attr::U32(libc::NFT_REG_VERDICT as u32),
+                ),
+                (s::NFTNL_EXPR_IMM_VERDICT, Attr::U32(libc::NF_ACCEPT as u32)),
+            ],
+        }],
         Stmt::RejectTcpReset => vec![RawExpr {
             name: c"reject",
             attrs: vec![

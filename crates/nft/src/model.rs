@@ -26,6 +26,10 @@ pub enum Verdict {
     /// TCP gets a reset, everything else ICMP(v6) administratively prohibited:
     /// the client fails fast.
     Reject,
+    /// An exception: matching traffic leaves this table's chain, so no later
+    /// rule of ours stops it (other tables' chains still see it). Used for
+    /// an allow or alert rule scoped by `from` ahead of block rules.
+    Accept,
 }
 
 /// Transport protocol of a static port match.

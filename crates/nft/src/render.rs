@@ -128,6 +128,8 @@ pub enum Stmt {
         snaplen: u32,
     },
     Drop,
+    /// `accept`: leave this table's chain.
+    Accept,
     /// `reject with tcp reset`.
     RejectTcpReset,
     /// `reject with icmpx admin-prohibited`.
@@ -138,7 +140,7 @@ impl Stmt {
     pub fn is_verdict(&self) -> bool {
         matches!(
             self,
-            Stmt::Drop | Stmt::RejectTcpReset | Stmt::RejectIcmpxAdminProhibited
+            Stmt::Drop | Stmt::Accept | Stmt::RejectTcpReset | Stmt::RejectIcmpxAdminProhibited
         )
     }
 }
@@ -216,7 +218,9 @@ impl Ruleset {
 pub fn render(spec: &RulesetSpec) -> Ruleset {
     let mut sets = Vec::new();
     let mut main_rules = Vec::new();
-    let mut input_rules = Vec::new();
+    // Rules of the second base chain, which only logs DNS answers:
+    // `output` in gateway mode, `input` in host mode.
+    let mut local_rules: Vec<RuleDef> = Vec::new();
 
     if let Some(log) = &spec.nflog {
         if log.first_packets > 0 {
@@ -236,12 +240,9 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
             });
         }
         if log.dns_answers {
-            let target = match spec.hook {
-                Hook::Forward => &mut main_rules,
-                Hook::Output => &mut input_rules,
-            };
-            for proto in [Transport::Udp, Transport::Tcp] {
-                target.push(RuleDef {
+            let dns: Vec<RuleDef> = [Transport::Udp, Transport::Tcp]
+                .into_iter()
+                .map(|proto| RuleDef {
                     comment: format!("nflog dns answers {} group {}", proto.name(), log.group),
                     stmts: vec![
                         Stmt::Sport { proto, port: 53 },
@@ -250,7 +251,20 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
                             snaplen: DNS_SNAPLEN,
                         },
                     ],
-                });
+                })
+                .collect();
+            match spec.hook {
+                // Answers to clients from resolvers beyond the gateway pass
+                // `forward`; answers from a resolver on the gateway itself
+                // (dnsmasq, unbound, systemd-resolved) leave through
+                // `output`.
+                Hook::Forward => {
+                    main_rules.extend(dns.iter().cloned());
+                    local_rules = dns;
+                }
+                // Host mode: answers to the host's own queries arrive
+                // through `input` (they never pass `output`).
+                Hook::Output => local_rules = dns,
             }
         }
     }
@@ -269,12 +283,16 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
         priority: spec.priority,
         rules: main_rules,
     }];
-    if !input_rules.is_empty() {
+    if !local_rules.is_empty() {
+        let (hook, name) = match spec.hook {
+            Hook::Forward => (ChainHook::Output, "output"),
+            Hook::Output => (ChainHook::Input, "input"),
+        };
         chains.push(ChainDef {
-            name: "input".to_string(),
-            hook: ChainHook::Input,
+            name: name.to_string(),
+            hook,
             priority: spec.priority,
-            rules: input_rules,
+            rules: local_rules,
         });
     }
     Ruleset {
@@ -385,9 +403,16 @@ fn emit(rule: &RuleSpec, enforce: bool, base: Vec<Stmt>, label: &str, out: &mut 
         _ => None,
     });
     match rule.verdict {
-        Verdict::Drop => {
+        Verdict::Drop | Verdict::Accept => {
             let mut s = base;
-            s.extend([Stmt::Counter, Stmt::Drop]);
+            s.extend([
+                Stmt::Counter,
+                if rule.verdict == Verdict::Drop {
+                    Stmt::Drop
+                } else {
+                    Stmt::Accept
+                },
+            ]);
             out.push(RuleDef {
                 comment: label.to_string(),
                 stmts: s,
@@ -503,6 +528,7 @@ impl fmt::Display for Stmt {
             Stmt::Counter => f.write_str("counter"),
             Stmt::Log { group, snaplen } => write!(f, "log group {group} snaplen {snaplen}"),
             Stmt::Drop => f.write_str("drop"),
+            Stmt::Accept => f.write_str("accept"),
             Stmt::RejectTcpReset => f.write_str("reject with tcp reset"),
             Stmt::RejectIcmpxAdminProhibited => f.write_str("reject with icmpx admin-prohibited"),
         }

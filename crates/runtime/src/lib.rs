@@ -19,11 +19,15 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use geofence_act::{act, Actions, Enforcement, Settings};
 use geofence_classify::sigdb::SignatureDb;
 use geofence_decode::PcapReader;
 use geofence_engine::{Engine, EngineConfig, FlowReport};
 use geofence_geo::GeoDb;
-use geofence_policy::{Config, ConfigError, Policy};
+use geofence_policy::{CaptureKind, Config, ConfigError, Policy};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::net::IpAddr;
 
 /// Why loading failed. Each message names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +129,41 @@ pub enum ReplayError {
     },
 }
 
-/// Runs the offline pipeline over one capture file and returns one report
-/// per TCP/UDP flow, oldest first, each tagged with the file's name.
+/// The engine settings a policy file implies, shared by the daemon and
+/// replay so both decide alike: the DNS floor and cap, and in NFLOG mode what the
+/// kernel hands over ([`plan::FIRST_PACKETS`] original-direction packets).
+pub fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        dns_floor_secs: u64::from(config.daemon.dns_ttl_floor_secs),
+        dns_ttl_cap_secs: u64::from(config.daemon.dns_ttl_cap_secs),
+        handover: match config.daemon.capture {
+            CaptureKind::Nflog => Some(plan::FIRST_PACKETS),
+            CaptureKind::Afpacket => None,
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// One flow of a replay: the engine's report, and what the live daemon's
+/// kernel table does with it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayFlow {
+    #[serde(flatten)]
+    pub report: FlowReport,
+    /// `dynamic`: the action stage put a block for this client and server
+    /// in the kernel (at the flow's decision or from a DNS answer before
+    /// it); `static`: the static sets stop it from its first packet;
+    /// `monitor`: blocked by policy, not enforced; `none`.
+    pub kernel: Enforcement,
+}
+
+/// Replays a capture through the daemon's pipeline: in NFLOG mode only the
+/// packets the kernel would hand over reach the engine, and every event
+/// goes through the same action stage as in the daemon.
 pub fn replay_file(
     loaded: &Loaded,
     path: &Path,
-) -> Result<(Vec<FlowReport>, geofence_engine::EngineStats), ReplayError> {
+) -> Result<(Vec<ReplayFlow>, geofence_engine::EngineStats), ReplayError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -147,9 +180,8 @@ pub fn replay_file(
     })?;
     let cfg = EngineConfig {
         keep_finished: true,
-        dns_floor_secs: u64::from(loaded.config.daemon.dns_ttl_floor_secs),
-        dns_ttl_cap_secs: u64::from(loaded.config.daemon.dns_ttl_cap_secs),
-        ..EngineConfig::default()
+        simulate_handover: true,
+        ..engine_config(&loaded.config)
     };
     let mut engine = Engine::new(
         cfg,
@@ -157,6 +189,11 @@ pub fn replay_file(
         loaded.geo.clone(),
         loaded.policy.clone(),
     );
+    let settings = Settings::from_config(&loaded.config);
+    // (client, server) pairs the action stage blocked.
+    let mut blocked: HashSet<(IpAddr, IpAddr)> = HashSet::new();
+    // Server-wide blocks (every client), from family-crossing DNS answers.
+    let mut blocked_any: HashSet<IpAddr> = HashSet::new();
     let mut events = Vec::new();
     loop {
         let pkt = match reader.next_packet() {
@@ -173,11 +210,42 @@ pub fn replay_file(
             }
         };
         engine.process_frame(pkt.ts_nanos, pkt.link, pkt.data, &mut events);
-        events.clear();
+        for ev in events.drain(..) {
+            let Actions::Block { block, .. } = act(&ev, &settings, false) else {
+                continue;
+            };
+            match block.elem.src {
+                Some(src) => blocked.insert((src, block.elem.dst)),
+                None => blocked_any.insert(block.elem.dst),
+            };
+        }
     }
-    let mut reports = engine.finish();
-    for r in &mut reports {
-        r.pcap = Some(name.clone());
-    }
-    Ok((reports, engine.stats()))
+    let statics = plan::StaticLayer::new(&loaded.policy, &loaded.sigs);
+    let flows = engine
+        .finish()
+        .into_iter()
+        .map(|mut r| {
+            r.pcap = Some(name.clone());
+            let dynamic =
+                blocked.contains(&(r.src_ip, r.dest_ip)) || blocked_any.contains(&r.dest_ip);
+            let kernel = if !settings.enforce {
+                if r.action == geofence_policy::Action::Block {
+                    Enforcement::Monitor
+                } else {
+                    Enforcement::None
+                }
+            } else if statics
+                .blocking_rule(&loaded.policy, &loaded.geo, r.src_ip, r.dest_ip)
+                .is_some()
+            {
+                Enforcement::Static
+            } else if dynamic {
+                Enforcement::Dynamic
+            } else {
+                Enforcement::None
+            };
+            ReplayFlow { report: r, kernel }
+        })
+        .collect();
+    Ok((flows, engine.stats()))
 }

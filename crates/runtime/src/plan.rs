@@ -14,9 +14,11 @@
 //! which the daemon fills from the engine's decisions.
 
 use geofence_classify::sigdb::SignatureDb;
+use geofence_classify::AppId;
 use geofence_geo::{GeoDb, GeoField, IpRanges};
 use geofence_nft::model::{Hook, NflogSpec, RuleSpec, RulesetSpec, Verdict, DEFAULT_PRIORITY};
 use geofence_policy::{Action, By, CompiledRule, Config, Mode, Policy};
+use std::net::IpAddr;
 
 /// Packets per connection (original direction) handed to the classifier:
 /// SYN, ACK and up to four payload segments, so a ClientHello split over
@@ -186,6 +188,78 @@ fn app_ranges(r: &CompiledRule, sigs: &SignatureDb) -> Option<IpRanges> {
     Some(out)
 }
 
+/// Whether an earlier rule for `earlier` apps takes destinations from a
+/// later rule for `later` apps: either is for all traffic, or they share an
+/// app.
+fn overlaps(earlier: Option<&[AppId]>, later: Option<&[AppId]>) -> bool {
+    match (earlier, later) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => a.iter().any(|x| b.contains(x)),
+    }
+}
+
+/// The static layer of [`ruleset_spec`] as a point query, without
+/// enumerating the databases: which block rule's static set stops traffic
+/// from `src` to `dst` before any packet is classified, or `None`. Replay
+/// uses it to report what the kernel does with a flow the engine never
+/// labels; a test checks it against the enumerated sets.
+pub struct StaticLayer {
+    public: IpRanges,
+    /// Per policy rule, the vendor ranges of its apps (`None`: all traffic).
+    app_ranges: Vec<Option<IpRanges>>,
+}
+
+impl StaticLayer {
+    pub fn new(policy: &Policy, sigs: &SignatureDb) -> StaticLayer {
+        StaticLayer {
+            public: public_space(),
+            app_ranges: policy.rules().iter().map(|r| app_ranges(r, sigs)).collect(),
+        }
+    }
+
+    /// The block rule whose static set holds `dst` for `src`, in chain
+    /// order: an earlier allow/alert rule that takes the destination (for
+    /// every client, or for `src` by its `from`) ends the search.
+    pub fn blocking_rule(
+        &self,
+        policy: &Policy,
+        geo: &GeoDb,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Option<usize> {
+        if !self.public.contains(dst) {
+            return None;
+        }
+        let g = geo.lookup(dst);
+        let in_dest = |r: &CompiledRule| {
+            r.any
+                || (r.includes_unknown && geo.databases().is_empty())
+                || r.match_destination(&g).is_some()
+        };
+        let mut shadows: Vec<Option<&[AppId]>> = Vec::new();
+        for (r, ar) in policy.rules().iter().zip(&self.app_ranges) {
+            let hit = ar.as_ref().is_none_or(|ar| ar.contains(dst)) && in_dest(r);
+            if r.action != Action::Block {
+                if hit {
+                    match &r.from {
+                        None => shadows.push(r.apps.as_deref()),
+                        Some(from) if from.contains(src) => return None,
+                        Some(_) => {}
+                    }
+                }
+                continue;
+            }
+            if hit
+                && r.applies_to_source(src)
+                && !shadows.iter().any(|s| overlaps(*s, r.apps.as_deref()))
+            {
+                return Some(r.index);
+            }
+        }
+        None
+    }
+}
+
 /// Builds the kernel intent for `policy`.
 pub fn ruleset_spec(
     config: &Config,
@@ -206,12 +280,27 @@ pub fn ruleset_spec(
     for r in policy.rules() {
         let dest = g.destinations(r);
         if r.action != Action::Block {
-            if r.from.is_none() {
-                let taken = match app_ranges(r, sigs) {
-                    Some(ar) => dest.intersect(&ar),
-                    None => dest,
-                };
-                shadow.push((r.apps.clone(), taken));
+            let taken = match app_ranges(r, sigs) {
+                Some(ar) => dest.intersect(&ar),
+                None => dest,
+            };
+            match &r.from {
+                // For every client: later block rules never see these
+                // destinations (for the apps this rule covers).
+                None => shadow.push((r.apps.clone(), taken)),
+                // For some clients: an exception in the kernel, ahead of
+                // the block rules that follow, so those clients' traffic
+                // to these destinations leaves our chain.
+                Some(from) if !taken.is_empty() => rules.push(RuleSpec {
+                    index: r.index,
+                    name: r.name.clone(),
+                    verdict: Verdict::Accept,
+                    src: Some(from.clone()),
+                    static_dst: Some(taken),
+                    static_ports: Vec::new(),
+                    dynamic: false,
+                }),
+                Some(_) => {}
             }
             continue;
         }
@@ -220,13 +309,7 @@ pub fn ruleset_spec(
             None => dest,
         };
         for (apps, taken) in &shadow {
-            // An earlier rule for all traffic, or for any app this rule also
-            // covers, takes its destinations out of this rule's static set.
-            let overlaps = match (apps, &r.apps) {
-                (None, _) | (_, None) => true,
-                (Some(a), Some(b)) => a.iter().any(|x| b.contains(x)),
-            };
-            if overlaps {
+            if overlaps(apps.as_deref(), r.apps.as_deref()) {
                 static_dst = difference(&static_dst, taken);
             }
         }

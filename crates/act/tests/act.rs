@@ -1,0 +1,235 @@
+//! Events to actions, without a kernel: what the daemon sends its
+//! enforcement thread (and what replay counts) for each kind of decision.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use geofence_act::{act, redecide, Actions, Settings};
+use geofence_classify::{AppId, Method};
+use geofence_engine::{DnsLearned, Event, FlowReport};
+use geofence_geo::{AddressScope, GeoDb, GeoInfo};
+use geofence_policy::{Action, DecidedBy, Decision, RuleRef, Verdict};
+use geofence_testkit::mmdb::geoip2_country;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+fn settings(enforce: bool) -> Settings {
+    Settings {
+        enforce,
+        dns_floor: Duration::from_secs(300),
+        detection: Duration::from_secs(600),
+    }
+}
+
+fn report(action: Action, answered: bool) -> FlowReport {
+    FlowReport {
+        pcap: None,
+        proto: "tcp",
+        src_ip: ip("192.0.2.10"),
+        src_port: 50000,
+        dest_ip: ip("203.0.113.10"),
+        dest_port: 443,
+        app: Some(AppId::new("zoom").expect("id")),
+        method: Some(Method::TlsSni),
+        host: Some("zoom.us".to_string()),
+        country: Some("CN".to_string()),
+        registered_country: None,
+        asn: None,
+        as_org: None,
+        jurisdiction: Some("prc".to_string()),
+        action,
+        rule: Some("no-conf-prc".to_string()),
+        verdict: (action == Action::Block).then_some(Verdict::Reject),
+        evidence: None,
+        packets: 3,
+        bytes: 400,
+        first_ts_ns: 1,
+        last_ts_ns: 2,
+        rule_index: Some(2),
+        answered,
+    }
+}
+
+fn labelled(r: FlowReport) -> Event {
+    Event::Labelled {
+        report: r,
+        packet_ts_ns: 42,
+    }
+}
+
+#[test]
+fn a_blocked_flow_becomes_a_client_keyed_element_and_a_cut_when_live() {
+    let Actions::Block { block, alert } = act(
+        &labelled(report(Action::Block, true)),
+        &settings(true),
+        false,
+    ) else {
+        panic!("expected a block");
+    };
+    assert_eq!(block.elem.rule_index, 2);
+    assert_eq!(block.elem.src, Some(ip("192.0.2.10")));
+    assert_eq!(block.elem.dst, ip("203.0.113.10"));
+    assert!(
+        block.elem.timeout >= Duration::from_secs(540)
+            && block.elem.timeout <= Duration::from_secs(660)
+    );
+    assert_eq!(block.cut, Some((ip("192.0.2.10"), ip("203.0.113.10"))));
+    assert_eq!(block.decided_ns, 42);
+    assert_eq!(alert.verdict.as_deref(), Some("reject"));
+    assert!(
+        alert.reason.starts_with("blocked (rejected): zoom"),
+        "{}",
+        alert.reason
+    );
+
+    // Not answered yet: nothing to cut, unless a reload re-decided it.
+    let Actions::Block { block, .. } = act(
+        &labelled(report(Action::Block, false)),
+        &settings(true),
+        false,
+    ) else {
+        panic!("expected a block");
+    };
+    assert_eq!(block.cut, None);
+    let Actions::Block { block, alert } = act(
+        &labelled(report(Action::Block, false)),
+        &settings(true),
+        true,
+    ) else {
+        panic!("expected a block");
+    };
+    assert!(block.cut.is_some());
+    assert!(alert.evidence.as_deref().unwrap_or("").contains("reload"));
+}
+
+#[test]
+fn monitor_mode_alerts_without_a_verdict_and_allow_does_nothing() {
+    let Actions::Alert(a) = act(
+        &labelled(report(Action::Block, true)),
+        &settings(false),
+        false,
+    ) else {
+        panic!("expected an alert only");
+    };
+    assert_eq!(a.verdict, None);
+    assert!(
+        a.reason.starts_with("monitor mode, not enforced"),
+        "{}",
+        a.reason
+    );
+    assert!(matches!(
+        act(
+            &labelled(report(Action::Allow, true)),
+            &settings(true),
+            false
+        ),
+        Actions::None
+    ));
+    assert!(matches!(
+        act(
+            &labelled(report(Action::Alert, true)),
+            &settings(true),
+            false
+        ),
+        Actions::Alert(_)
+    ));
+}
+
+fn dns(client: &str, addr: &str, ttl: u32) -> Event {
+    Event::Dns(DnsLearned {
+        ts_ns: 7,
+        client: ip(client),
+        resolver: ip("198.51.100.53"),
+        addr: ip(addr),
+        name: "zoom.us".to_string(),
+        app: AppId::new("zoom").expect("id"),
+        ttl,
+        geo: GeoInfo::unknown(AddressScope::of(ip(addr))),
+        decision: Decision {
+            action: Action::Block,
+            decided_by: DecidedBy::Rule,
+            rule: Some(RuleRef {
+                index: 1,
+                name: "r".to_string(),
+            }),
+            jurisdiction: Some("prc".to_string()),
+            country: None,
+            basis: None,
+            verdict: Verdict::Drop,
+        },
+    })
+}
+
+#[test]
+fn dns_blocks_last_the_ttl_or_the_floor_and_cross_family_is_server_wide() {
+    let Actions::Block { block, .. } = act(
+        &dns("192.0.2.10", "203.0.113.10", 30),
+        &settings(true),
+        false,
+    ) else {
+        panic!("expected a block");
+    };
+    assert_eq!(block.elem.src, Some(ip("192.0.2.10")));
+    // TTL 30 s is below the 300 s floor.
+    assert!(
+        block.elem.timeout >= Duration::from_secs(270)
+            && block.elem.timeout <= Duration::from_secs(330)
+    );
+    assert_eq!(block.cut, None);
+    let Actions::Block { block, .. } = act(
+        &dns("192.0.2.10", "2001:db8:c::10", 3600),
+        &settings(true),
+        false,
+    ) else {
+        panic!("expected a block");
+    };
+    assert_eq!(
+        block.elem.src, None,
+        "AAAA to an IPv4 client cannot be keyed by client"
+    );
+    assert!(block.elem.timeout >= Duration::from_secs(3240));
+}
+
+#[test]
+fn redecide_follows_the_policy_it_is_given() {
+    let config = geofence_policy::load_str(
+        "t.toml",
+        "[geoip]\ndatabases = [\"t.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
+         [[rule]]\nname = \"a\"\napps = [\"zoom\"]\nto = [\"prc\"]\naction = \"alert\"\n\
+         [[rule]]\nname = \"b\"\napps = [\"conferencing\"]\nto = [\"prc\"]\naction = \"block\"\n",
+    )
+    .expect("policy");
+    let policy = geofence_policy::Policy::from_config(&config).expect("compile");
+    let geo = GeoDb::from_sources(vec![(
+        "g".to_string(),
+        geoip2_country(&[("203.0.113.0/24", "CN", None)]).to_bytes(),
+    )])
+    .expect("geo");
+    let elem = geofence_nft::model::DynElement {
+        rule_index: 0,
+        src: Some(ip("192.0.2.10")),
+        dst: ip("203.0.113.10"),
+        timeout: Duration::from_secs(60),
+    };
+    // Zoom is only alerted now: the block goes.
+    assert_eq!(
+        redecide(&policy, &geo, &elem, AppId::new("zoom").ok().as_ref()),
+        None
+    );
+    // Teams falls to the block rule at index 1: the block moves there.
+    assert_eq!(
+        redecide(&policy, &geo, &elem, AppId::new("teams").ok().as_ref()),
+        Some(1)
+    );
+    // Outside the jurisdiction nothing blocks.
+    let de = geofence_nft::model::DynElement {
+        dst: ip("198.51.100.1"),
+        ..elem
+    };
+    assert_eq!(
+        redecide(&policy, &geo, &de, AppId::new("teams").ok().as_ref()),
+        None
+    );
+}
