@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use geofence_act::{act, redecide, Actions, Settings};
 use geofence_classify::{AppId, Method};
-use geofence_engine::{DnsLearned, Event, FlowReport};
+use geofence_engine::{DnsLearned, DnsScope, Event, FlowOnlyReason, FlowReport, ServerWideReason};
 use geofence_geo::{AddressScope, GeoDb, GeoInfo};
 use geofence_policy::{Action, DecidedBy, Decision, RuleRef, Verdict};
 use geofence_testkit::mmdb::geoip2_country;
@@ -137,8 +137,10 @@ fn monitor_mode_alerts_without_a_verdict_and_allow_does_nothing() {
     ));
 }
 
-fn dns(client: &str, addr: &str, ttl: u32) -> Event {
+fn dns(client: &str, addr: &str, ttl: u32, scope: DnsScope) -> Event {
     Event::Dns(DnsLearned {
+        ttl_received: ttl,
+        scope,
         ts_ns: 7,
         client: ip(client),
         resolver: ip("198.51.100.53"),
@@ -165,7 +167,7 @@ fn dns(client: &str, addr: &str, ttl: u32) -> Event {
 #[test]
 fn dns_blocks_last_the_ttl_or_the_floor_and_cross_family_is_server_wide() {
     let Actions::Block { block, .. } = act(
-        &dns("192.0.2.10", "203.0.113.10", 30),
+        &dns("192.0.2.10", "203.0.113.10", 30, DnsScope::Client),
         &settings(true),
         false,
     ) else {
@@ -179,7 +181,12 @@ fn dns_blocks_last_the_ttl_or_the_floor_and_cross_family_is_server_wide() {
     );
     assert_eq!(block.cut, None);
     let Actions::Block { block, .. } = act(
-        &dns("192.0.2.10", "2001:db8:c::10", 3600),
+        &dns(
+            "192.0.2.10",
+            "2001:db8:c::10",
+            3600,
+            DnsScope::ServerWide(ServerWideReason::CrossFamilyVendorRange),
+        ),
         &settings(true),
         false,
     ) else {
@@ -190,6 +197,42 @@ fn dns_blocks_last_the_ttl_or_the_floor_and_cross_family_is_server_wide() {
         "AAAA to an IPv4 client cannot be keyed by client"
     );
     assert!(block.elem.timeout >= Duration::from_secs(3240));
+    // The reason is in the alert.
+    let Actions::Block { alert, .. } = act(
+        &dns(
+            "192.0.2.10",
+            "2001:db8:c::10",
+            3600,
+            DnsScope::ServerWide(ServerWideReason::CrossFamilyVendorRange),
+        ),
+        &settings(true),
+        false,
+    ) else {
+        panic!("expected a block");
+    };
+    assert!(
+        alert
+            .evidence
+            .as_deref()
+            .unwrap_or("")
+            .contains("blocked for every client"),
+        "{:?}",
+        alert.evidence
+    );
+    // Flow-only: an alert, nothing for the kernel ahead of the flow.
+    assert!(matches!(
+        act(
+            &dns(
+                "192.0.2.10",
+                "2001:db8:c::10",
+                3600,
+                DnsScope::FlowOnly(FlowOnlyReason::CrossFamilyBudgetSpent),
+            ),
+            &settings(true),
+            false,
+        ),
+        Actions::Alert(_)
+    ));
 }
 
 #[test]

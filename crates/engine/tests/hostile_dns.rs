@@ -401,7 +401,7 @@ fn udp_client_on_source_port_53_is_inspected_and_labelled() {
             });
         assert_eq!(r.app.as_ref().map(|a| a.as_str()), Some("zoom"));
         assert_eq!(r.method, Some(Method::Payload));
-        assert_eq!(r.action, "block");
+        assert_eq!(r.action, geofence_policy::Action::Block);
         assert_eq!(r.src_ip, IpAddr::V4(CLIENT));
         assert_eq!(r.src_port, 53);
         assert_eq!(r.dest_port, 8801);
