@@ -9,7 +9,7 @@
 //!                                                    ROUNDS line echoes 100 ms apart; prints
 //!                                                    "ok ROUNDS", "refused", "timeout" or "cut N after_ms M"
 //! gf-e2e-probe udp-server ADDR:PORT SECS              count datagrams; prints "received N"
-//! gf-e2e-probe udp-send ADDR:PORT COUNT GAP_MS KIND   KIND = zoom (Zoom SFU media header) | plain
+//! gf-e2e-probe udp-send ADDR:PORT COUNT GAP_MS KIND [SRC]   KIND = zoom (Zoom SFU media header) | plain; SRC = source address
 //! ```
 //! Exit status: 0 = ok, 2 = refused, 3 = timeout or cut, 1 = usage or error.
 
@@ -198,13 +198,17 @@ fn run(a: &[String]) -> Result<i32, String> {
             let count = num(arg(a, 3)?)?;
             let gap = num(arg(a, 4)?)?;
             let kind = arg(a, 5)?;
-            let bind: SocketAddr = if addr.is_ipv4() {
-                "0.0.0.0:0"
-            } else {
-                "[::]:0"
-            }
-            .parse()
-            .map_err(|_| "bind")?;
+            // Optional 6th argument: the source address to send from.
+            let bind: SocketAddr = match a.get(6) {
+                Some(src) => SocketAddr::new(src.parse().map_err(|_| "bad source")?, 0),
+                None => if addr.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                }
+                .parse()
+                .map_err(|_| "bind")?,
+            };
             let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
             let mut sent = 0;
             for i in 0..count {

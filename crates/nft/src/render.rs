@@ -221,6 +221,8 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
     // Rules of the second base chain, which only logs DNS answers:
     // `output` in gateway mode, `input` in host mode.
     let mut local_rules: Vec<RuleDef> = Vec::new();
+    // Gateway mode: DNS queries to a resolver on the gateway (`input`).
+    let mut query_rules: Vec<RuleDef> = Vec::new();
 
     if let Some(log) = &spec.nflog {
         if log.first_packets > 0 {
@@ -257,10 +259,36 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
                 // Answers to clients from resolvers beyond the gateway pass
                 // `forward`; answers from a resolver on the gateway itself
                 // (dnsmasq, unbound, systemd-resolved) leave through
-                // `output`.
+                // `output`, and the clients' queries to it (which the DNS
+                // trust model matches answers against) arrive through
+                // `input`, logged like the first packets of any flow.
                 Hook::Forward => {
                     main_rules.extend(dns.iter().cloned());
                     local_rules = dns;
+                    if log.first_packets > 0 {
+                        for proto in [Transport::Udp, Transport::Tcp] {
+                            query_rules.push(RuleDef {
+                                comment: format!(
+                                    "nflog dns queries to the gateway {} group {}",
+                                    proto.name(),
+                                    log.group
+                                ),
+                                stmts: vec![
+                                    Stmt::Dport {
+                                        proto,
+                                        lo: 53,
+                                        hi: 53,
+                                    },
+                                    Stmt::CtDirectionOriginal,
+                                    Stmt::CtOriginalPacketsLt(u64::from(log.first_packets)),
+                                    Stmt::Log {
+                                        group: log.group,
+                                        snaplen: log.snaplen,
+                                    },
+                                ],
+                            });
+                        }
+                    }
                 }
                 // Host mode: answers to the host's own queries arrive
                 // through `input` (they never pass `output`).
@@ -293,6 +321,14 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
             hook,
             priority: spec.priority,
             rules: local_rules,
+        });
+    }
+    if !query_rules.is_empty() {
+        chains.push(ChainDef {
+            name: "input".to_string(),
+            hook: ChainHook::Input,
+            priority: spec.priority,
+            rules: query_rules,
         });
     }
     Ruleset {
