@@ -48,6 +48,10 @@ pub enum Cmd {
     Block(Box<BlockReq>),
     /// Check the table still holds what we put there; restore it if not.
     Verify,
+    /// Cheap check (one small dump) that the table still exists; a full
+    /// [`Cmd::Verify`] and restore when it does not. Sent often, so that
+    /// another tool's `flush ruleset` is undone within a fraction of a second.
+    Presence,
     /// Persist dynamic blocks if they changed.
     Save,
     /// Log time-to-block percentiles.
@@ -157,6 +161,7 @@ impl Enforcer {
     fn other(&mut self, c: Cmd) {
         match c {
             Cmd::Verify => self.verify(),
+            Cmd::Presence => self.presence(),
             Cmd::Save => self.save(),
             Cmd::Stats => self.stats(),
             Cmd::Apply {
@@ -290,6 +295,16 @@ impl Enforcer {
             dynamic_blocks = self.state.len(),
             "time to block"
         );
+    }
+
+    fn presence(&mut self) {
+        let (Some(nft), Some(_)) = (self.nft.as_mut(), self.ruleset.as_ref()) else {
+            return;
+        };
+        // An error here is left to the periodic full check.
+        if let Ok(false) = nft.table_exists() {
+            self.verify();
+        }
     }
 
     fn verify(&mut self) {

@@ -277,6 +277,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often the enforcement thread checks that its table still exists.
+const PRESENCE_CHECK: Duration = Duration::from_millis(100);
+
 async fn control(
     config: &Path,
     mut loaded: Loaded,
@@ -290,6 +293,10 @@ async fn control(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut verify = tokio::time::interval(Duration::from_secs(2));
+    // Another tool's `flush ruleset` (e.g. `systemctl restart nftables`)
+    // deletes the table: noticed within PRESENCE_CHECK, restored at once.
+    let mut presence = tokio::time::interval(PRESENCE_CHECK);
+    presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut save = tokio::time::interval(Duration::from_secs(5));
     let mut stats = tokio::time::interval(Duration::from_secs(60));
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -303,6 +310,7 @@ async fn control(
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = verify.tick() => { let _ = etx.send(Cmd::Verify); }
+            _ = presence.tick() => { let _ = etx.send(Cmd::Presence); }
             _ = save.tick() => { let _ = etx.send(Cmd::Save); }
             _ = stats.tick() => { let _ = etx.send(Cmd::Stats); }
             _ = wd.tick() => {

@@ -570,6 +570,7 @@ impl Nft {
                     name,
                     flags,
                     key_len,
+                    ..
                 } => Some((name, (flags, key_len))),
                 _ => None,
             })
@@ -578,7 +579,9 @@ impl Nft {
             .dump(Dump::Chains, None)?
             .into_iter()
             .filter_map(|p| match p {
-                Parsed::Chain { name, hook, prio } => Some((name, (hook, prio))),
+                Parsed::Chain {
+                    name, hook, prio, ..
+                } => Some((name, (hook, prio))),
                 _ => None,
             })
             .collect();
@@ -881,8 +884,11 @@ impl Nft {
                         });
                     }
                     _ => {
+                        // The kernel's chain dump lists every table's chains.
                         if let Some(p) = ffi::parse_msg(kind, msg) {
-                            out.push(p);
+                            if p.in_table(&self.table) {
+                                out.push(p);
+                            }
                         }
                     }
                 }

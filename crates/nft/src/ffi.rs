@@ -411,6 +411,8 @@ pub(crate) struct ElemInfo {
 /// One rule as dumped by the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct RuleInfo {
+    /// The table the rule is in (a chain dump lists every table's chains).
+    pub table: String,
     pub chain: String,
     pub userdata: Vec<u8>,
     pub exprs: Vec<String>,
@@ -422,11 +424,15 @@ pub(crate) struct RuleInfo {
 pub(crate) enum Parsed {
     Table(String),
     Chain {
+        /// The kernel's chain dump ignores the table filter and lists the
+        /// chains of every table of the family: callers must check this.
+        table: String,
         name: String,
         hook: Option<u32>,
         prio: Option<i32>,
     },
     Set {
+        table: String,
         name: String,
         flags: u32,
         key_len: u32,
@@ -436,6 +442,19 @@ pub(crate) enum Parsed {
         elems: Vec<ElemInfo>,
     },
     Rule(RuleInfo),
+}
+
+impl Parsed {
+    /// Whether the object belongs to `table`. Tables and element lists are
+    /// not filtered here; chains, sets and rules of other tables are not
+    /// ours (the gateway's own firewall, e.g. Debian's `table inet filter`).
+    pub(crate) fn in_table(&self, table: &str) -> bool {
+        match self {
+            Parsed::Chain { table: t, .. } | Parsed::Set { table: t, .. } => t == table,
+            Parsed::Rule(r) => r.table == table,
+            Parsed::Table(_) | Parsed::Elems { .. } => true,
+        }
+    }
 }
 
 fn cstr_to_string(p: *const c_char) -> String {
@@ -481,12 +500,21 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
                     c.as_ptr(),
                     sys::NFTNL_CHAIN_NAME as u16,
                 ));
+                let table = cstr_to_string(sys::nftnl_chain_get_str(
+                    c.as_ptr(),
+                    sys::NFTNL_CHAIN_TABLE as u16,
+                ));
                 let hook = sys::nftnl_chain_is_set(c.as_ptr(), sys::NFTNL_CHAIN_HOOKNUM as u16)
                     .then(|| sys::nftnl_chain_get_u32(c.as_ptr(), sys::NFTNL_CHAIN_HOOKNUM as u16));
                 let prio = sys::nftnl_chain_is_set(c.as_ptr(), sys::NFTNL_CHAIN_PRIO as u16)
                     .then(|| sys::nftnl_chain_get_s32(c.as_ptr(), sys::NFTNL_CHAIN_PRIO as u16));
                 sys::nftnl_chain_free(c.as_ptr());
-                ok.then_some(Parsed::Chain { name, hook, prio })
+                ok.then_some(Parsed::Chain {
+                    table,
+                    name,
+                    hook,
+                    prio,
+                })
             }
             Dump::Sets => {
                 let s = alloc_or_abort(sys::nftnl_set_alloc());
@@ -494,6 +522,10 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
                 let name = cstr_to_string(sys::nftnl_set_get_str(
                     s.as_ptr(),
                     sys::NFTNL_SET_NAME as u16,
+                ));
+                let table = cstr_to_string(sys::nftnl_set_get_str(
+                    s.as_ptr(),
+                    sys::NFTNL_SET_TABLE as u16,
                 ));
                 let flags = if sys::nftnl_set_is_set(s.as_ptr(), sys::NFTNL_SET_FLAGS as u16) {
                     sys::nftnl_set_get_u32(s.as_ptr(), sys::NFTNL_SET_FLAGS as u16)
@@ -503,6 +535,7 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
                 let key_len = sys::nftnl_set_get_u32(s.as_ptr(), sys::NFTNL_SET_KEY_LEN as u16);
                 sys::nftnl_set_free(s.as_ptr());
                 ok.then_some(Parsed::Set {
+                    table,
                     name,
                     flags,
                     key_len,
@@ -558,6 +591,10 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
                 let r = alloc_or_abort(sys::nftnl_rule_alloc());
                 let ok = sys::nftnl_rule_nlmsg_parse(nlh, r.as_ptr()) >= 0;
                 let mut info = RuleInfo {
+                    table: cstr_to_string(sys::nftnl_rule_get_str(
+                        r.as_ptr(),
+                        sys::NFTNL_RULE_TABLE as u16,
+                    )),
                     chain: cstr_to_string(sys::nftnl_rule_get_str(
                         r.as_ptr(),
                         sys::NFTNL_RULE_CHAIN as u16,

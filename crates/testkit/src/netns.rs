@@ -8,7 +8,13 @@
 //!  2001:db8:1::2/64 ----  2001:db8:1::1 | 2001:db8:2::1 ---  2001:db8:2::10, ::20 /64
 //! ```
 //! The gateway forwards IPv4 and IPv6 and has `nf_conntrack_acct=1`.
-//! Needs root and the `ip` tool; [`require_root`] tells tests to skip.
+//!
+//! Like a real gateway, the gateway namespace already has the admin's own
+//! firewall when a test starts: [`ADMIN_TABLE`], Debian's stock
+//! `/etc/nftables.conf` (`table inet filter` with `input`, `forward` and
+//! `output` base chains, policy accept). Every kernel test so runs next to a
+//! table that is not ours; [`Topology::new_bare`] leaves it out.
+//! Needs root and the `ip` and `nft` tools; [`require_root`] tells tests to skip.
 
 use std::io;
 use std::process::{Child, Command, Output, Stdio};
@@ -23,6 +29,15 @@ pub const GW_SRV_V6: &str = "2001:db8:2::1";
 /// Server addresses: the first of each family is the usual "blocked" one in tests.
 pub const SRV_V4: [&str; 2] = ["203.0.113.10", "203.0.113.20"];
 pub const SRV_V6: [&str; 2] = ["2001:db8:2::10", "2001:db8:2::20"];
+
+/// The admin's firewall loaded in the gateway namespace by [`Topology::new`]:
+/// the ruleset of Debian 12's stock `/etc/nftables.conf` (without its
+/// `flush ruleset` line, which would act on the whole namespace).
+pub const ADMIN_TABLE: &str = "table inet filter {
+    chain input { type filter hook input priority filter; policy accept; }
+    chain forward { type filter hook forward priority filter; policy accept; }
+    chain output { type filter hook output priority filter; policy accept; }
+}";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -45,6 +60,15 @@ pub fn require_root() -> bool {
         .unwrap_or(true)
     {
         println!("skipping: the `ip` tool (iproute2) is not installed");
+        return false;
+    }
+    if Command::new("nft")
+        .arg("--version")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        println!("skipping: the `nft` tool (nftables) is not installed");
         return false;
     }
     true
@@ -79,8 +103,23 @@ fn check(args: &[&str]) -> io::Result<()> {
 }
 
 impl Topology {
-    /// Creates namespaces `{prefix}{pid}x{n}{c|g|s}` and wires them up.
+    /// Creates namespaces `{prefix}{pid}x{n}{c|g|s}`, wires them up and
+    /// loads [`ADMIN_TABLE`] in the gateway.
     pub fn new(prefix: &str) -> io::Result<Topology> {
+        let t = Topology::new_bare(prefix)?;
+        t.ok(&t.gw, &["nft", ADMIN_TABLE])?;
+        Ok(t)
+    }
+
+    /// Whether the admin's `table inet filter` is still in the gateway.
+    pub fn admin_table_present(&self) -> bool {
+        self.exec(&self.gw, &["nft", "list", "table", "inet", "filter"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Like [`Topology::new`] without the admin's table.
+    pub fn new_bare(prefix: &str) -> io::Result<Topology> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let base = format!("{prefix}{}x{n}", std::process::id());
         let t = Topology {
@@ -270,6 +309,13 @@ mod tests {
         {
             let t = Topology::new("gftk").expect("topology");
             names = [t.client.clone(), t.gw.clone(), t.srv.clone()];
+            assert!(t.admin_table_present(), "the admin's table is loaded");
+            let chains = t
+                .stdout(&t.gw, &["nft", "list", "chains", "inet"])
+                .expect("nft");
+            for c in ["input", "forward", "output"] {
+                assert!(chains.contains(&format!("chain {c} ")), "{chains}");
+            }
             for dst in [SRV_V4[0], SRV_V4[1], SRV_V6[0], SRV_V6[1]] {
                 assert!(
                     t.tcp_reachable(&t.client, dst, 9).expect("bash"),

@@ -1,0 +1,218 @@
+//! The daemon on a gateway that already has its own firewall, and at boot:
+//! real kernel, namespaces from `geofence_testkit::netns` (whose gateway
+//! namespace holds the admin's `table inet filter` with input, forward and
+//! output base chains, as Debian's stock /etc/nftables.conf loads it).
+//!
+//! * next to that table the daemon starts, enforces and raises no tamper
+//!   alert; when another tool runs `flush ruleset` (what `systemctl restart
+//!   nftables` does) the table comes back once, with one tamper alert;
+//! * a corrupt database at boot, with the table gone (a reboot): the daemon
+//!   starts from the last database it accepted and enforces again.
+//!
+//! Geography: 203.0.113.30 is RU, 203.0.113.20 DE; the policy drops all
+//! traffic to RU. Needs root; skips with a message otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use geofence_testkit::mmdb::geoip2_country;
+use geofence_testkit::netns::{require_root, Topology, ADMIN_TABLE};
+use geofence_tests::{workspace_bin, Reaped};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
+const BLOCKED: &str = "203.0.113.30:443";
+const ALLOWED: &str = "203.0.113.20:443";
+
+struct Env {
+    t: Topology,
+    dir: PathBuf,
+    config: PathBuf,
+    _servers: Vec<Reaped>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Env {
+    fn probe(&self, args: &[&str]) -> (i32, String) {
+        let mut cmd = vec![PROBE];
+        cmd.extend_from_slice(args);
+        let o = self.t.exec(&self.t.client, &cmd).expect("probe runs");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+    }
+
+    /// Whether a TLS session to `addr` gets through (exit 0) or is dropped.
+    fn passes(&self, addr: &str) -> bool {
+        let (code, out) = self.probe(&["tls-client", addr, "www.example.org", "1"]);
+        assert!(code == 0 || code == 3, "unexpected probe result {code} {out}");
+        code == 0
+    }
+
+    fn daemon(&self, log: &str) -> Reaped {
+        let bin = workspace_bin("geofenced");
+        assert!(bin.exists(), "geofenced not built at {}", bin.display());
+        let (b, cfg) = (bin.to_string_lossy(), self.config.to_string_lossy());
+        let c = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.t.gw, &b, "--config", &cfg])
+            .args(["--log-format", "text"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join(log)).expect("log file"))
+            .spawn()
+            .expect("start geofenced");
+        Reaped::new(c)
+    }
+
+    fn alerts(&self) -> String {
+        std::fs::read_to_string(self.dir.join("alerts.jsonl")).unwrap_or_default()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.alerts().matches(needle).count()
+    }
+
+    fn wait_alert(&self, needle: &str, count: usize) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if self.count(needle) >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "no alert {needle:?} (x{count}) within 20 s\nalerts:\n{}",
+            self.alerts()
+        );
+    }
+
+    fn nft(&self, args: &[&str]) -> String {
+        let mut cmd = vec!["nft"];
+        cmd.extend_from_slice(args);
+        self.t.stdout(&self.t.gw, &cmd).unwrap_or_default()
+    }
+
+    fn table_present(&self) -> bool {
+        self.nft(&["list", "table", "inet", "geofence"])
+            .contains("table inet geofence")
+    }
+}
+
+fn config_text(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+[daemon]
+mode = "gateway"
+enforce = true
+capture = "nflog"
+nflog_group = 19
+alert_log = "{d}/alerts.jsonl"
+state_dir = "{d}/state"
+
+[geoip]
+databases = ["{d}/geo.mmdb"]
+
+[signatures]
+dirs = []
+
+[jurisdictions]
+russia = ["RU"]
+
+[[rule]]
+name = "nothing-to-russia"
+to = ["russia"]
+action = "block"
+verdict = "drop"
+
+[default]
+action = "allow"
+"#
+    )
+}
+
+fn setup() -> Option<Env> {
+    if !require_root() {
+        return None;
+    }
+    let t = Topology::new("gfb").expect("namespaces");
+    t.ok(&t.srv, &["ip", "addr", "add", "203.0.113.30/24", "dev", "s0"])
+        .expect("addr");
+    let dir = std::env::temp_dir().join(format!("gf-boot-{}", t.gw));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    geoip2_country(&[
+        ("203.0.113.20/32", "DE", None),
+        ("203.0.113.30/32", "RU", None),
+    ])
+    .write(&dir.join("geo.mmdb"))
+    .expect("mmdb");
+    let config = dir.join("geofence.toml");
+    std::fs::write(&config, config_text(&dir)).expect("config");
+    let mut servers = Vec::new();
+    for a in [BLOCKED, ALLOWED] {
+        let mut c = t
+            .spawn(&t.srv, &[PROBE, "tcp-server", a, "120"])
+            .expect("server");
+        if let Some(out) = c.stdout.as_mut() {
+            use std::io::Read;
+            let mut b = [0u8; 10];
+            let _ = out.read(&mut b);
+        }
+        servers.push(Reaped::new(c));
+    }
+    Some(Env {
+        t,
+        dir,
+        config,
+        _servers: servers,
+    })
+}
+
+#[test]
+fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
+    let Some(env) = setup() else { return };
+    assert!(env.t.admin_table_present(), "the admin's table is loaded first");
+    assert!(env.passes(BLOCKED), "nothing blocks before the daemon starts");
+
+    let _daemon = env.daemon("daemon.log");
+    env.wait_alert("geofenced started", 1);
+    assert!(env.table_present());
+    assert!(!env.passes(BLOCKED), "RU is dropped next to the admin's table");
+    assert!(env.passes(ALLOWED), "DE passes");
+    // Two full self-checks (every 2 s) later: still no tamper alert, and the
+    // admin's table untouched.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(env.count("\"event\":\"tamper\""), 0, "{}", env.alerts());
+    let filter = env.nft(&["list", "table", "inet", "filter"]);
+    for c in ["input", "forward", "output"] {
+        assert!(filter.contains(&format!("chain {c} {{")), "{filter}");
+    }
+
+    // `systemctl restart nftables` with Debian's stock file: one transaction
+    // that flushes the whole ruleset and loads the admin's table again.
+    let conf = env.dir.join("nftables.conf");
+    std::fs::write(&conf, format!("flush ruleset\n{ADMIN_TABLE}\n")).expect("conf");
+    let conf = conf.to_string_lossy().to_string();
+    env.t
+        .ok(&env.t.gw, &["nft", "-f", &conf])
+        .expect("nft -f nftables.conf");
+    env.wait_alert("\"event\":\"tamper\"", 1);
+    assert!(env.table_present(), "table restored");
+    assert!(env.t.admin_table_present(), "the admin's table is left alone");
+    assert!(!env.passes(BLOCKED), "blocking again after the restore");
+    assert!(env.passes(ALLOWED));
+    // Recovered once, not in a loop: no further tamper alert over two more
+    // full self-checks.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(
+        env.count("\"event\":\"tamper\""),
+        1,
+        "exactly one tamper alert: {}",
+        env.alerts()
+    );
+}
