@@ -4,13 +4,18 @@
 # Installed as /usr/local/lib/geofence/geoip-update and run weekly by
 # geofence-geoip-update.timer. Fetches the npm package
 # @ip-location-db/geo-whois-asn-country-mmdb (package CC0-1.0; data from the
-# five RIRs, CC BY 4.0, attribution: NRO, https://www.nro.net), checks it,
-# and atomically replaces /var/lib/geofence/geoip/geo-whois-asn-country.mmdb
+# five RIRs, CC BY 4.0, attribution: NRO, https://www.nro.net), checks it
+# (size, metadata marker, then `geofencectl check-db`: the daemon's own
+# verified loader; a file it would refuse is never installed), and
+# atomically replaces /var/lib/geofence/geoip/geo-whois-asn-country.mmdb
 # (the previous file is kept as *.prev). If the file changed, geofenced is
 # asked to reload (SIGHUP via `systemctl try-reload-or-restart`).
 #
 # If MaxMind's geoipupdate is installed and /etc/GeoIP.conf holds an account,
 # geoipupdate is run instead (it writes /var/lib/GeoIP/).
+#
+# GEOFENCECTL names the geofencectl binary (default: the one on PATH, else
+# /usr/local/bin/geofencectl).
 #
 # Usage: geoip-update [--dest DIR] [--no-reload] [--free-only] [--help]
 set -euo pipefail
@@ -31,7 +36,7 @@ while [ $# -gt 0 ]; do
         --dest) [ $# -ge 2 ] || die "--dest needs a directory"; DEST_DIR="$2"; shift 2 ;;
         --no-reload) RELOAD=0; shift ;;
         --free-only) FREE_ONLY=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;
     esac
 done
@@ -41,7 +46,10 @@ reload_daemon() {
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         if systemctl is-active --quiet geofenced.service; then
             say "asking geofenced to reload the database"
-            systemctl try-reload-or-restart geofenced.service || say "warning: reload request failed"
+            # ExecReload= waits for the daemon's answer: a refused database
+            # fails here, and the daemon keeps the one it runs with.
+            systemctl try-reload-or-restart geofenced.service \
+                || say "warning: geofenced refused the reload (journalctl -u geofenced -p err); it keeps running with the previous database"
         fi
     fi
 }
@@ -56,13 +64,18 @@ if [ "$FREE_ONLY" = 0 ] && command -v geoipupdate >/dev/null 2>&1 \
     exit 0
 fi
 
+GEOFENCECTL=${GEOFENCECTL:-$(command -v geofencectl || echo /usr/local/bin/geofencectl)}
+
 mmdb_ok() {
-    # Size floor plus the MaxMind DB metadata marker near the end of the file.
+    # Size floor plus the MaxMind DB metadata marker near the end of the file,
+    # then the daemon's own loader (search tree, data section, record types).
     local f="$1" size
     size=$(stat -c %s "$f") || return 1
     [ "$size" -ge "$MIN_SIZE" ] || { say "rejected $f: only $size bytes"; return 1; }
     tail -c 131072 "$f" | LC_ALL=C grep -qaF "$(printf '\253\315\357MaxMind.com')" \
         || { say "rejected $f: no MaxMind DB metadata marker"; return 1; }
+    [ -x "$GEOFENCECTL" ] || { say "rejected $f: $GEOFENCECTL (geofencectl check-db) is not installed"; return 1; }
+    "$GEOFENCECTL" check-db "$f" || { say "rejected $f: geofenced's loader refuses it"; return 1; }
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/geofence-geoip.XXXXXX")

@@ -2,7 +2,8 @@
 # Geofence installer for a fresh Debian 12 (bookworm) machine. Run as root
 # from a checkout of the repository:
 #
-#   sudo systemd/install.sh [--no-start] [--skip-build] [--no-geoip] [--help]
+#   sudo systemd/install.sh [--no-start] [--skip-build] [--no-geoip]
+#                           [--fix-nftables-conf] [--help]
 #
 # DESTDIR=/some/dir stages every file under that directory instead (for
 # packaging and tests): no apt-get, no systemctl, nothing outside DESTDIR.
@@ -20,6 +21,12 @@
 #   4. GeoIP: use /var/lib/GeoIP/GeoLite2-Country.mmdb if present, else fetch
 #      the free ip-location-db country database (CC0 / CC BY 4.0, NRO) into
 #      /var/lib/geofence/geoip/geo-whois-asn-country.mmdb
+#   4b. /etc/nftables.conf: Debian's stock file starts with `flush ruleset`,
+#      which deletes table inet geofence at every `systemctl restart
+#      nftables`. Without consent the installer only warns; with
+#      --fix-nftables-conf it replaces that line by the deletion of the
+#      file's own tables (nftables-conf-rewrite), keeping the original as
+#      /etc/nftables.conf.geofence-orig, after `nft -c` accepts the result.
 #   5. with systemd as PID 1 and without --no-start:
 #      systemctl daemon-reload && systemctl enable --now geofenced
 #      (restart if it was already running: the kernel rules stay in force
@@ -29,12 +36,14 @@ set -euo pipefail
 START=1
 BUILD=1
 GEOIP=1
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+FIX_NFT=0
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-start) START=0 ;;
         --skip-build) BUILD=0 ;;
         --no-geoip) GEOIP=0 ;;
+        --fix-nftables-conf) FIX_NFT=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -156,6 +165,7 @@ for b in geofenced geofencectl; do
     install -m 0755 "$TARGET_DIR/release/$b" "$BIN_DIR/$b"
 done
 install -m 0755 "$REPO/systemd/geoip-update.sh" "$LIB_DIR/geoip-update"
+install -m 0755 "$REPO/systemd/nftables-conf-rewrite.sh" "$LIB_DIR/nftables-conf-rewrite"
 
 say "installing configuration to $ETC_DIR"
 install -d -m 0755 "$ETC_DIR" "$ETC_DIR/apps.d"
@@ -213,10 +223,32 @@ elif [ "$GEOIP" = 1 ]; then
     if ! command -v npm >/dev/null 2>&1; then
         say "  npm is not installed; geoip-update will use curl against registry.npmjs.org"
     fi
-    "$LIB_DIR/geoip-update" --free-only --no-reload --dest "$STATE_DIR/geoip" \
+    GEOFENCECTL="$BIN_DIR/geofencectl" "$LIB_DIR/geoip-update" --free-only --no-reload --dest "$STATE_DIR/geoip" \
         || warn "GeoIP download failed; run $LIB_DIR/geoip-update later. geofenced will not start without a database."
 else
     warn "no GeoIP database and --no-geoip given: geofenced needs $FREE_DB or $MAXMIND_DB"
+fi
+
+# --- 4b. the admin's own nftables file ----------------------------------------
+NFT_CONF=$DESTDIR/etc/nftables.conf
+if [ -r "$NFT_CONF" ] && grep -Eq '^[[:space:]]*flush[[:space:]]+ruleset' "$NFT_CONF"; then
+    if [ "$FIX_NFT" = 1 ]; then
+        new_conf=$(mktemp)
+        if "$LIB_DIR/nftables-conf-rewrite" "$NFT_CONF" > "$new_conf" \
+            && { [ -n "$DESTDIR" ] || nft -c -f "$new_conf"; }; then
+            cp -p "$NFT_CONF" "$NFT_CONF.geofence-orig"
+            install -m "$(stat -c %a "$NFT_CONF")" "$new_conf" "$NFT_CONF"
+            say "rewrote $NFT_CONF: \`flush ruleset\` replaced by deleting only its own tables (original: $NFT_CONF.geofence-orig)"
+        else
+            warn "could not rewrite $NFT_CONF (see above); left unchanged"
+        fi
+        rm -f "$new_conf"
+    else
+        warn "$NFT_CONF starts with \`flush ruleset\`: every \`systemctl restart nftables\` deletes table inet geofence too."
+        warn "  geofenced restores it within a fraction of a second (one tamper alert), but nothing is enforced meanwhile."
+        warn "  Replace the line by deleting only your own tables (docs/operations.md, \"Coexisting with your firewall\"),"
+        warn "  or run this installer again with --fix-nftables-conf to have it done (the original is kept)."
+    fi
 fi
 
 # --- 5. check and start ------------------------------------------------------

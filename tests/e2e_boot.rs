@@ -216,3 +216,68 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
         env.alerts()
     );
 }
+
+/// Debian 12's stock /etc/nftables.conf.
+const DEBIAN_NFTABLES_CONF: &str = "#!/usr/sbin/nft -f
+
+flush ruleset
+
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority filter;
+\t}
+\tchain forward {
+\t\ttype filter hook forward priority filter;
+\t}
+\tchain output {
+\t\ttype filter hook output priority filter;
+\t}
+}
+";
+
+/// install.sh --fix-nftables-conf: the rewritten stock file reloads (twice,
+/// as `systemctl restart nftables` would) without touching our table, and
+/// without duplicating the admin's chains; the original file removes it.
+#[test]
+fn rewritten_debian_nftables_conf_leaves_our_table_alone() {
+    if !require_root() {
+        return;
+    }
+    let t = Topology::new("gfr").expect("namespaces");
+    let dir = std::env::temp_dir().join(format!("gf-nftconf-{}", t.gw));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let orig = dir.join("nftables.conf");
+    std::fs::write(&orig, DEBIAN_NFTABLES_CONF).expect("write");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/nftables-conf-rewrite.sh");
+    let o = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&orig)
+        .output()
+        .expect("run rewrite");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let fixed = dir.join("nftables.conf.fixed");
+    std::fs::write(&fixed, &o.stdout).expect("write");
+    let ours = "table inet geofence {\n chain forward { type filter hook forward priority -5; }\n}\n";
+    let ours_file = dir.join("ours.nft");
+    std::fs::write(&ours_file, ours).expect("write");
+    let load = |p: &Path| {
+        t.ok(&t.gw, &["nft", "-f", &p.to_string_lossy()])
+            .expect("nft -f")
+    };
+    let has_ours = || {
+        t.exec(&t.gw, &["nft", "list", "table", "inet", "geofence"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    load(&ours_file);
+    load(&fixed);
+    load(&fixed);
+    assert!(has_ours(), "the rewritten file leaves table inet geofence");
+    let chains = t
+        .stdout(&t.gw, &["nft", "list", "chains", "inet"])
+        .expect("nft");
+    assert_eq!(chains.matches("chain ").count(), 4, "{chains}");
+    load(&orig);
+    assert!(!has_ours(), "the stock file's flush ruleset removes it");
+    let _ = std::fs::remove_dir_all(&dir);
+}

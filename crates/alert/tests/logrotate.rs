@@ -24,12 +24,12 @@ fn rotation_under_load_loses_nothing() {
     let log_path = dir.path().join("alerts.jsonl");
     let marker = dir.path().join("postrotate-ran");
     assert!(shipped.contains("/var/log/geofence/alerts.jsonl"));
-    assert!(shipped.contains("kill --kill-whom=main --signal=HUP geofenced.service"));
+    assert!(shipped.contains("kill --kill-whom=main --signal=USR1 geofenced.service"));
     let cfg = shipped
         .replace("/var/log/geofence/alerts.jsonl", &log_path.display().to_string())
         .replace("create 0640 root adm", "create 0640")
         .replace(
-            "systemctl kill --kill-whom=main --signal=HUP geofenced.service >/dev/null 2>&1 || true",
+            "systemctl kill --kill-whom=main --signal=USR1 geofenced.service >/dev/null 2>&1 || true",
             &format!("touch {}", marker.display()),
         );
     let cfg_path = dir.path().join("geofence.logrotate");

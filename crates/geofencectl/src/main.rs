@@ -6,9 +6,12 @@
 //! * `explain`: say what the policy decides for an address, and why.
 //! * `apps`: list the app signatures in force.
 //! * `status`, `flush`: show or remove the kernel table.
+//! * `reload`: ask the running daemon to reload and wait for the result.
+//! * `check-db`: open a geo database with the daemon's own verified loader.
 
 #![forbid(unsafe_code)]
 
+mod ctl;
 mod explain;
 mod replay;
 
@@ -63,6 +66,16 @@ enum Cmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Ask the running daemon to reload its policy, signatures and databases,
+    /// and wait for the result: exit 0 when applied, 1 with the error when
+    /// refused (the running policy then stays in force).
+    Reload(ctl::ReloadArgs),
+    /// Open a geo database (.mmdb) with the daemon's own verified loader:
+    /// exit 0 if the daemon would accept it, 65 with the reason if not.
+    CheckDb {
+        /// The database file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +97,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Apps { config } => apps(&config),
         Cmd::Status => status(),
         Cmd::Flush { yes } => flush(yes),
+        Cmd::Reload(a) => ctl::reload(&a),
+        Cmd::CheckDb { file } => Ok(ctl::check_db(&file)),
     }
 }
 

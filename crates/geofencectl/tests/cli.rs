@@ -344,3 +344,48 @@ fn explain_against_the_real_database() {
         assert!(out.contains("block"), "{addr}: {out}");
     }
 }
+
+#[test]
+fn check_db_accepts_a_database_and_refuses_a_corrupt_one_with_exit_65() {
+    let dir = std::env::temp_dir().join(format!("gfctl-checkdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("good.mmdb");
+    geoip2_country(&[("203.0.113.0/24", "CN", None)])
+        .write(&good)
+        .expect("mmdb");
+    let (code, out, err) = run(&["check-db", &good.to_string_lossy()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("accepted"), "{out}");
+    // The MaxMind metadata marker survives, the search tree does not: what
+    // a size-and-marker check lets through.
+    let mut bytes = std::fs::read(&good).expect("read");
+    for b in bytes.iter_mut().take(64) {
+        *b = 0xff;
+    }
+    let bad = dir.join("bad.mmdb");
+    std::fs::write(&bad, &bytes).expect("write");
+    let (code, _, err) = run(&["check-db", &bad.to_string_lossy()]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("bad.mmdb"), "names the file: {err}");
+    let (code, _, err) = run(&["check-db", &dir.join("missing.mmdb").to_string_lossy()]);
+    assert_eq!(code, 65, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn reload_without_a_daemon_fails_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("gfctl-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = policy(&dir);
+    let sock = dir.join("control.sock");
+    let (code, _, err) = run(&[
+        "reload",
+        "--config",
+        &p.to_string_lossy(),
+        "--socket",
+        &sock.to_string_lossy(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot reach geofenced"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

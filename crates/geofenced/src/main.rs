@@ -6,8 +6,10 @@
 //! then capture (NFLOG or AF_PACKET) through the engine on a capture thread
 //! while an enforcement thread turns decisions into kernel set elements and
 //! the alert thread writes JSON lines. The main thread handles signals
-//! (SIGHUP: reload; SIGTERM/SIGINT: stop), the systemd watchdog, and checks
-//! the table every two seconds, restoring it if someone changed it.
+//! (SIGHUP: reload; SIGUSR1: reopen the alert file; SIGTERM/SIGINT: stop),
+//! `reload` requests on the control socket (answered with the result), the
+//! systemd watchdog, and checks the table (its presence every 100 ms, its
+//! contents every two seconds), restoring it if someone changed it.
 //!
 //! Fail closed: the kernel table is never removed by the daemon, not on a
 //! clean stop and not on a crash (`geofencectl flush` removes it). A reload
@@ -15,6 +17,9 @@
 
 #![forbid(unsafe_code)]
 
+mod accepted;
+mod control;
+mod durable;
 mod enforcer;
 mod pipeline;
 mod state;
@@ -101,6 +106,8 @@ fn report_stale_databases(l: &Loaded, alerts: &AlertSender) {
     }
 }
 
+/// Applies `l`'s ruleset. Every dynamic block the enforcer holds (saved
+/// ones at start, live ones at a reload) is first re-decided under `l`.
 fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded) -> Result<String, String> {
     let spec = plan::ruleset_spec(&l.config, &l.policy, &l.geo, &l.sigs);
     let redecide = enforcer::Redecide {
@@ -157,8 +164,56 @@ fn open_sources(l: &Loaded) -> anyhow::Result<Vec<Box<dyn PacketSource + Send>>>
     }
 }
 
+/// Loads the policy with its configured databases; when those are refused
+/// (corrupt, truncated, missing), with the last databases this daemon
+/// accepted instead (`accepted`), so that a bad download does not leave a
+/// rebooted gateway without enforcement. The second value says why the
+/// fallback was used, for the `database` alert.
+fn load_at_start(config: &Path) -> anyhow::Result<(Loaded, Option<String>)> {
+    let refused = match geofence_runtime::load(config, &GeoChoice::FromConfig) {
+        Ok(l) => return Ok((l, None)),
+        Err(geofence_runtime::LoadError::Geo(e)) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let (cfg, _, _) = geofence_runtime::load_config(config)?;
+    let kept = accepted::dir(&cfg.daemon.state_dir);
+    let Some(copies) = accepted::fallback(&cfg.daemon.state_dir, &cfg.geoip.databases) else {
+        bail!(
+            "{refused}; no previously accepted copy in {} to start from",
+            kept.display()
+        );
+    };
+    let l = geofence_runtime::load(config, &GeoChoice::Paths(copies)).with_context(|| {
+        format!(
+            "{refused}; the previously accepted copy in {} was refused too",
+            kept.display()
+        )
+    })?;
+    tracing::error!(error = %refused, fallback = %kept.display(), "configured geo database refused; enforcing with the last accepted copy");
+    Ok((
+        l,
+        Some(format!(
+            "configured geo database refused ({refused}); enforcing with the last accepted copy from {}; fix or replace the configured file, then reload",
+            kept.display()
+        )),
+    ))
+}
+
+/// Keeps a copy of the databases just accepted (start, reload).
+fn keep_accepted(l: &Loaded) {
+    match accepted::keep(&l.config.daemon.state_dir, &l.geo_paths) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            copies = n,
+            dir = %accepted::dir(&l.config.daemon.state_dir).display(),
+            "kept a copy of the accepted geo database(s) to start from if the configured ones are refused"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not keep a copy of the accepted geo database(s)"),
+    }
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
-    let loaded = geofence_runtime::load(&args.config, &GeoChoice::FromConfig)?;
+    let (loaded, fallback) = load_at_start(&args.config)?;
     let d = loaded.config.daemon.clone();
     tracing::info!(config = %args.config.display(), rules = loaded.policy.rules().len(), apps = loaded.sigs.apps().len(), databases = loaded.geo_paths.len(), "policy loaded");
 
@@ -205,9 +260,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Err(_) => bail!("the enforcement thread died at start"),
     }
 
+    if let Some(why) = &fallback {
+        daemon_alert(&alerts, EventKind::Database, why.clone());
+    }
+    // Saved dynamic blocks are re-decided under this policy and database
+    // before they reach the kernel (as after a reload).
     match apply(&etx, &loaded) {
         Ok(summary) => tracing::info!(summary = %summary, enforce = d.enforce, "nftables table applied and verified"),
         Err(e) => bail!("applying the nftables table failed (the previous table, if any, is still in force): {e}"),
+    }
+    if fallback.is_none() {
+        keep_accepted(&loaded);
     }
 
     let sources = open_sources(&loaded)?;
@@ -290,6 +353,15 @@ async fn control(
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let sock_path = loaded.config.daemon.control_socket.clone();
+    let listener = match control::bind(&sock_path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(socket = %sock_path.display(), error = %e, "cannot open the control socket; `geofencectl reload` will not work (SIGHUP still reloads)");
+            None
+        }
+    };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut verify = tokio::time::interval(Duration::from_secs(2));
@@ -304,8 +376,23 @@ async fn control(
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                loaded = reload(config, loaded, etx, ctls, alerts);
+                loaded = reload(config, loaded, etx, ctls, alerts).0;
                 alerts.reopen();
+            }
+            // logrotate: reopen the alert file only, never a policy reload.
+            _ = usr1.recv() => {
+                alerts.reopen();
+            }
+            conn = control::accept(listener.as_ref()) => {
+                let Ok(mut conn) = conn else { continue };
+                match control::read_request(&mut conn).await {
+                    Ok(control::Request::Reload) => {
+                        let (next, result) = reload(config, loaded, etx, ctls, alerts);
+                        loaded = next;
+                        control::reply(&mut conn, &result).await;
+                    }
+                    Err(e) => control::reply(&mut conn, &Err(e)).await,
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -326,17 +413,21 @@ async fn control(
             }
         }
     }
+    if listener.is_some() {
+        let _ = std::fs::remove_file(&sock_path);
+    }
     Ok(())
 }
 
 /// Loads the policy again; on any error the running policy stays in force.
+/// Returns the policy now running and what happened (for the control socket).
 fn reload(
     config: &Path,
     old: Loaded,
     etx: &mpsc::Sender<Cmd>,
     ctls: &[mpsc::Sender<Ctl>],
     alerts: &AlertSender,
-) -> Loaded {
+) -> (Loaded, Result<String, String>) {
     let new = match geofence_runtime::load(config, &GeoChoice::FromConfig) {
         Ok(n) => n,
         Err(e) => {
@@ -346,7 +437,7 @@ fn reload(
                 EventKind::Policy,
                 format!("reload rejected, running policy kept: {e}"),
             );
-            return old;
+            return (old, Err(e.to_string()));
         }
     };
     if new.config.daemon.capture != old.config.daemon.capture
@@ -365,13 +456,11 @@ fn reload(
                 });
             }
             tracing::info!(summary = %summary, "policy reloaded");
+            keep_accepted(&new);
             report_stale_databases(&new, alerts);
-            daemon_alert(
-                alerts,
-                EventKind::Policy,
-                format!("policy reloaded: {} rule(s)", new.policy.rules().len()),
-            );
-            new
+            let msg = format!("policy reloaded: {} rule(s)", new.policy.rules().len());
+            daemon_alert(alerts, EventKind::Policy, msg.clone());
+            (new, Ok(msg))
         }
         Err(e) => {
             tracing::error!(error = %e, "applying the reloaded policy failed; the running policy stays in force");
@@ -380,7 +469,7 @@ fn reload(
                 EventKind::Policy,
                 format!("reload failed in the kernel, running policy kept: {e}"),
             );
-            old
+            (old, Err(format!("the kernel refused the new ruleset: {e}")))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Dynamic blocks that must survive a restart: kept in memory with their
-//! absolute expiry and written to `STATE_DIR/dynamic.json` (write to a
-//! temporary file, then rename). A failed write (full disk, read-only file
+//! absolute expiry and written to `STATE_DIR/dynamic.json` (temporary file,
+//! fsync, rename, fsync of the directory: `crate::durable`). A failed write (full disk, read-only file
 //! system) is logged and retried later; it never stops enforcement, because
 //! the kernel holds the elements anyway.
 
@@ -167,10 +167,7 @@ impl DynState {
             })
             .collect();
         let text = serde_json::to_vec(&v).map_err(std::io::Error::other)?;
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join("dynamic.json.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, DynState::file(dir))?;
+        crate::durable::write_atomic(dir, "dynamic.json", &text)?;
         self.dirty = false;
         Ok(true)
     }

@@ -65,6 +65,10 @@ pub struct DaemonConfig {
     pub alert_log: PathBuf,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Unix socket (mode 0600) on which the daemon takes `reload` requests
+    /// and answers with the result (`geofencectl reload`).
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
     /// Addresses learnt from DNS answers are kept at least this long.
     #[serde(default = "default_dns_ttl_floor")]
     pub dns_ttl_floor_secs: u32,
@@ -90,6 +94,9 @@ fn default_alert_log() -> PathBuf {
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/geofence")
 }
+fn default_control_socket() -> PathBuf {
+    PathBuf::from("/run/geofence/control.sock")
+}
 fn default_dns_ttl_floor() -> u32 {
     300
 }
@@ -110,6 +117,7 @@ impl Default for DaemonConfig {
             nflog_group: default_nflog_group(),
             alert_log: default_alert_log(),
             state_dir: default_state_dir(),
+            control_socket: default_control_socket(),
             dns_ttl_floor_secs: default_dns_ttl_floor(),
             dns_ttl_cap_secs: default_dns_ttl_cap(),
             dynamic_timeout_secs: default_dynamic_timeout(),

@@ -44,7 +44,11 @@ pub(crate) fn daemon(config: &Config) -> Result<(), Invalid> {
             ));
         }
     }
-    for (key, p) in [("alert_log", &d.alert_log), ("state_dir", &d.state_dir)] {
+    for (key, p) in [
+        ("alert_log", &d.alert_log),
+        ("state_dir", &d.state_dir),
+        ("control_socket", &d.control_socket),
+    ] {
         if !p.is_absolute() {
             return Err(Invalid::new(
                 Loc::value(tpath!["daemon", key]),
