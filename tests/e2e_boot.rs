@@ -7,7 +7,10 @@
 //!   alert; when another tool runs `flush ruleset` (what `systemctl restart
 //!   nftables` does) the table comes back once, with one tamper alert;
 //! * a corrupt database at boot, with the table gone (a reboot): the daemon
-//!   starts from the last database it accepted and enforces again.
+//!   starts from the last database it accepted and enforces again; saved
+//!   dynamic blocks are re-decided before they reach the kernel;
+//! * `geofencectl reload` reports a refused reload; SIGUSR1 (logrotate)
+//!   reopens the alert file without reloading the policy.
 //!
 //! Geography: 203.0.113.30 is RU, 203.0.113.20 DE; the policy drops all
 //! traffic to RU. Needs root; skips with a message otherwise.
@@ -97,6 +100,19 @@ impl Env {
         self.t.stdout(&self.t.gw, &cmd).unwrap_or_default()
     }
 
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let bin = workspace_bin("geofencectl");
+        let o = std::process::Command::new(&bin)
+            .args(args)
+            .output()
+            .expect("geofencectl runs");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
     fn table_present(&self) -> bool {
         self.nft(&["list", "table", "inet", "geofence"])
             .contains("table inet geofence")
@@ -114,6 +130,7 @@ capture = "nflog"
 nflog_group = 19
 alert_log = "{d}/alerts.jsonl"
 state_dir = "{d}/state"
+control_socket = "{d}/control.sock"
 
 [geoip]
 databases = ["{d}/geo.mmdb"]
@@ -213,6 +230,136 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
         env.count("\"event\":\"tamper\""),
         1,
         "exactly one tamper alert: {}",
+        env.alerts()
+    );
+}
+
+#[test]
+fn corrupt_database_and_deleted_table_at_start_enforce_from_the_last_accepted_copy() {
+    let Some(env) = setup() else { return };
+    // A block saved by an earlier run for an address this policy allows
+    // (DE): it must be re-decided, and dropped, before it reaches the kernel.
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    std::fs::create_dir_all(env.dir.join("state")).expect("state dir");
+    std::fs::write(
+        env.dir.join("state/dynamic.json"),
+        format!(
+            r#"[{{"rule_index":0,"src":"198.51.100.2","dst":"203.0.113.20","expires":{expires},"app":"zoom"}},
+               {{"rule_index":0,"src":"198.51.100.2","dst":"203.0.113.30","expires":{expires},"app":"zoom"}}]"#
+        ),
+    )
+    .expect("saved blocks");
+    let daemon = env.daemon("daemon1.log");
+    env.wait_alert("geofenced started", 1);
+    let set = env.nft(&["list", "set", "inet", "geofence", "r0_dyn_v4"]);
+    assert!(
+        set.contains("198.51.100.2 . 203.0.113.30"),
+        "a saved block the policy still wants is restored: {set}"
+    );
+    assert!(
+        !set.contains("203.0.113.20"),
+        "a saved block the policy no longer wants is not restored: {set}"
+    );
+    assert!(env.passes(ALLOWED), "DE passes");
+    let kept = env.dir.join("state/accepted-geoip");
+    let copies = std::fs::read_dir(&kept).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(copies, 1, "the accepted database is kept in {kept:?}");
+
+    // A reboot with a corrupt database: daemon gone, table gone, file bad.
+    daemon.signal("KILL");
+    drop(daemon);
+    env.t
+        .ok(&env.t.gw, &["nft", "delete", "table", "inet", "geofence"])
+        .expect("delete table");
+    assert!(env.passes(BLOCKED), "nothing enforced without the table");
+    let db = env.dir.join("geo.mmdb");
+    let mut bytes = std::fs::read(&db).expect("db");
+    for b in bytes.iter_mut().take(64) {
+        *b = 0xff;
+    }
+    std::fs::write(&db, &bytes).expect("corrupt db");
+    let (code, _, _) = env.ctl(&["check-db", &db.to_string_lossy()]);
+    assert_eq!(code, 65, "the daemon's loader refuses this file");
+
+    let _daemon = env.daemon("daemon2.log");
+    env.wait_alert("geofenced started", 2);
+    assert!(env.table_present(), "table back");
+    assert!(!env.passes(BLOCKED), "RU dropped again, from the kept copy");
+    assert!(env.passes(ALLOWED));
+    let alerts = env.alerts();
+    let db_alert = alerts
+        .lines()
+        .find(|l| l.contains("\"event\":\"database\""))
+        .unwrap_or_else(|| panic!("a database alert: {alerts}"));
+    assert!(
+        db_alert.contains("geo.mmdb") && db_alert.contains("last accepted copy"),
+        "{db_alert}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&kept).map(|d| d.count()).unwrap_or(0),
+        1,
+        "the refused file did not replace the kept copy"
+    );
+}
+
+#[test]
+fn without_a_kept_copy_a_corrupt_database_stops_the_start() {
+    let Some(env) = setup() else { return };
+    std::fs::write(env.dir.join("geo.mmdb"), b"not a database").expect("corrupt");
+    let daemon = env.daemon("daemon.log");
+    assert!(!daemon.wait_ok(), "no database, no copy: the daemon refuses");
+    let log = std::fs::read_to_string(env.dir.join("daemon.log")).unwrap_or_default();
+    assert!(log.contains("no previously accepted copy"), "{log}");
+    assert!(!env.table_present());
+}
+
+#[test]
+fn reload_reports_refusal_and_sigusr1_only_reopens_the_alert_file() {
+    let Some(env) = setup() else { return };
+    let daemon = env.daemon("daemon.log");
+    env.wait_alert("geofenced started", 1);
+    let cfg = env.config.to_string_lossy().to_string();
+    let (code, out, err) = env.ctl(&["reload", "--config", &cfg]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A policy file that does not parse cannot name its socket: name it.
+    let sock = env.dir.join("control.sock").to_string_lossy().to_string();
+    assert!(out.contains("policy reloaded"), "{out}");
+    assert_eq!(env.count("policy reloaded"), 1);
+
+    // A half-edited policy: refused, reported, and the old one stays.
+    let good = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(&env.config, good.replace("action = \"block\"", "action = \"blok\""))
+        .expect("config");
+    let (code, out, err) = env.ctl(&["reload", "--config", &cfg, "--socket", &sock]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("reload failed") && err.contains("blok"), "{err}");
+    env.wait_alert("reload rejected", 1);
+    assert!(!env.passes(BLOCKED), "the running policy stays in force");
+
+    // logrotate's SIGUSR1 does not reload (the broken file is still there):
+    // no new policy alert; the alert file is reopened at its path.
+    let log = env.dir.join("alerts.jsonl");
+    std::fs::rename(&log, env.dir.join("alerts.jsonl.1")).expect("rotate");
+    daemon.signal("USR1");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Any alert now lands in the new file.
+    std::fs::write(&env.config, &good).expect("config");
+    daemon.signal("HUP");
+    env.wait_alert("policy reloaded", 1);
+    let rotated = std::fs::read_to_string(env.dir.join("alerts.jsonl.1")).unwrap_or_default();
+    assert_eq!(
+        rotated.matches("reload rejected").count(),
+        1,
+        "USR1 caused no second reload attempt: {rotated}"
+    );
+    assert_eq!(
+        env.alerts().matches("\"event\":\"policy\"").count(),
+        1,
+        "only the SIGHUP reload is in the reopened file: {}",
         env.alerts()
     );
 }
