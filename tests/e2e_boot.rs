@@ -53,7 +53,10 @@ impl Env {
     /// Whether a TLS session to `addr` gets through (exit 0) or is dropped.
     fn passes(&self, addr: &str) -> bool {
         let (code, out) = self.probe(&["tls-client", addr, "www.example.org", "1"]);
-        assert!(code == 0 || code == 3, "unexpected probe result {code} {out}");
+        assert!(
+            code == 0 || code == 3,
+            "unexpected probe result {code} {out}"
+        );
         code == 0
     }
 
@@ -158,8 +161,11 @@ fn setup() -> Option<Env> {
         return None;
     }
     let t = Topology::new("gfb").expect("namespaces");
-    t.ok(&t.srv, &["ip", "addr", "add", "203.0.113.30/24", "dev", "s0"])
-        .expect("addr");
+    t.ok(
+        &t.srv,
+        &["ip", "addr", "add", "203.0.113.30/24", "dev", "s0"],
+    )
+    .expect("addr");
     let dir = std::env::temp_dir().join(format!("gf-boot-{}", t.gw));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     geoip2_country(&[
@@ -193,13 +199,22 @@ fn setup() -> Option<Env> {
 #[test]
 fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
     let Some(env) = setup() else { return };
-    assert!(env.t.admin_table_present(), "the admin's table is loaded first");
-    assert!(env.passes(BLOCKED), "nothing blocks before the daemon starts");
+    assert!(
+        env.t.admin_table_present(),
+        "the admin's table is loaded first"
+    );
+    assert!(
+        env.passes(BLOCKED),
+        "nothing blocks before the daemon starts"
+    );
 
     let _daemon = env.daemon("daemon.log");
     env.wait_alert("geofenced started", 1);
     assert!(env.table_present());
-    assert!(!env.passes(BLOCKED), "RU is dropped next to the admin's table");
+    assert!(
+        !env.passes(BLOCKED),
+        "RU is dropped next to the admin's table"
+    );
     assert!(env.passes(ALLOWED), "DE passes");
     // Two full self-checks (every 2 s) later: still no tamper alert, and the
     // admin's table untouched.
@@ -220,7 +235,10 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
         .expect("nft -f nftables.conf");
     env.wait_alert("\"event\":\"tamper\"", 1);
     assert!(env.table_present(), "table restored");
-    assert!(env.t.admin_table_present(), "the admin's table is left alone");
+    assert!(
+        env.t.admin_table_present(),
+        "the admin's table is left alone"
+    );
     assert!(!env.passes(BLOCKED), "blocking again after the restore");
     assert!(env.passes(ALLOWED));
     // Recovered once, not in a loop: no further tamper alert over two more
@@ -311,7 +329,10 @@ fn without_a_kept_copy_a_corrupt_database_stops_the_start() {
     let Some(env) = setup() else { return };
     std::fs::write(env.dir.join("geo.mmdb"), b"not a database").expect("corrupt");
     let daemon = env.daemon("daemon.log");
-    assert!(!daemon.wait_ok(), "no database, no copy: the daemon refuses");
+    assert!(
+        !daemon.wait_ok(),
+        "no database, no copy: the daemon refuses"
+    );
     let log = std::fs::read_to_string(env.dir.join("daemon.log")).unwrap_or_default();
     assert!(log.contains("no previously accepted copy"), "{log}");
     assert!(!env.table_present());
@@ -332,11 +353,17 @@ fn reload_reports_refusal_and_sigusr1_only_reopens_the_alert_file() {
 
     // A half-edited policy: refused, reported, and the old one stays.
     let good = std::fs::read_to_string(&env.config).expect("config");
-    std::fs::write(&env.config, good.replace("action = \"block\"", "action = \"blok\""))
-        .expect("config");
+    std::fs::write(
+        &env.config,
+        good.replace("action = \"block\"", "action = \"blok\""),
+    )
+    .expect("config");
     let (code, out, err) = env.ctl(&["reload", "--config", &cfg, "--socket", &sock]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("reload failed") && err.contains("blok"), "{err}");
+    assert!(
+        err.contains("reload failed") && err.contains("blok"),
+        "{err}"
+    );
     env.wait_alert("reload rejected", 1);
     assert!(!env.passes(BLOCKED), "the running policy stays in force");
 
@@ -395,7 +422,10 @@ fn rewritten_debian_nftables_conf_leaves_our_table_alone() {
     std::fs::create_dir_all(&dir).expect("dir");
     let orig = dir.join("nftables.conf");
     std::fs::write(&orig, DEBIAN_NFTABLES_CONF).expect("write");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/nftables-conf-rewrite.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/nftables-conf-rewrite.sh"
+    );
     let o = std::process::Command::new("bash")
         .arg(script)
         .arg(&orig)
@@ -404,7 +434,8 @@ fn rewritten_debian_nftables_conf_leaves_our_table_alone() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let fixed = dir.join("nftables.conf.fixed");
     std::fs::write(&fixed, &o.stdout).expect("write");
-    let ours = "table inet geofence {\n chain forward { type filter hook forward priority -5; }\n}\n";
+    let ours =
+        "table inet geofence {\n chain forward { type filter hook forward priority -5; }\n}\n";
     let ours_file = dir.join("ours.nft");
     std::fs::write(&ours_file, ours).expect("write");
     let load = |p: &Path| {

@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn answers_parse() {
-        assert_eq!(parse_answer("ok 3 rule(s)\n"), Ok(Answer::Ok("3 rule(s)".into())));
+        assert_eq!(
+            parse_answer("ok 3 rule(s)\n"),
+            Ok(Answer::Ok("3 rule(s)".into()))
+        );
         assert_eq!(
             parse_answer("error x.toml:3:1: bad\n"),
             Ok(Answer::Refused("x.toml:3:1: bad".into()))

@@ -133,8 +133,11 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Result<(), St
 
 fn run(flushes: u32, pps: u64) -> Result<(), String> {
     let t = Topology::new("gffw").map_err(|e| format!("namespaces: {e}"))?;
-    t.ok(&t.srv, &["ip", "addr", "add", "203.0.113.30/24", "dev", "s0"])
-        .map_err(|e| e.to_string())?;
+    t.ok(
+        &t.srv,
+        &["ip", "addr", "add", "203.0.113.30/24", "dev", "s0"],
+    )
+    .map_err(|e| e.to_string())?;
     t.ok(&t.srv, &["nft", SERVER_NFT])
         .map_err(|e| e.to_string())?;
     let dir = TempDir(std::env::temp_dir().join(format!("gf-fw-{}", std::process::id())));

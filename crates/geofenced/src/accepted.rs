@@ -75,10 +75,7 @@ pub fn fallback(state_dir: &Path, configured: &[PathBuf]) -> Option<Vec<PathBuf>
     if configured.is_empty() {
         return None;
     }
-    let v: Vec<PathBuf> = configured
-        .iter()
-        .map(|p| copy_of(state_dir, p))
-        .collect();
+    let v: Vec<PathBuf> = configured.iter().map(|p| copy_of(state_dir, p)).collect();
     v.iter().all(|p| p.is_file()).then_some(v)
 }
 

@@ -208,7 +208,9 @@ fn keep_accepted(l: &Loaded) {
             dir = %accepted::dir(&l.config.daemon.state_dir).display(),
             "kept a copy of the accepted geo database(s) to start from if the configured ones are refused"
         ),
-        Err(e) => tracing::warn!(error = %e, "could not keep a copy of the accepted geo database(s)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not keep a copy of the accepted geo database(s)")
+        }
     }
 }
 
