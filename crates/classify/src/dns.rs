@@ -460,6 +460,71 @@ pub fn parse_message(buf: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
     })
 }
 
+/// Byte range of the first question (name, type and class) of a message,
+/// so a responder can copy it into an error answer unchanged.
+pub fn first_question_span(buf: &[u8]) -> Result<std::ops::Range<usize>, DnsError> {
+    if be16(buf, 4)? == 0 {
+        return Err(DnsError::Truncated);
+    }
+    let end = skip_name(buf, HEADER_LEN)? + 4;
+    if end > buf.len() {
+        return Err(DnsError::Truncated);
+    }
+    Ok(HEADER_LEN..end)
+}
+
+/// The EDNS(0) OPT pseudo-record of a message (RFC 6891), if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// The sender's UDP payload size (the OPT record's class field).
+    pub udp_size: u16,
+    /// DNSSEC OK bit.
+    pub dnssec_ok: bool,
+}
+
+/// Most records walked by [`edns`] (all sections together).
+pub const MAX_RECORDS_WALKED: usize = 256;
+
+/// Finds the OPT record in the additional section. Walks every record
+/// (without decoding it) after the questions; at most
+/// [`MAX_RECORDS_WALKED`] records. `Ok(None)` when the message has none.
+pub fn edns(buf: &[u8]) -> Result<Option<Edns>, DnsError> {
+    let qd = usize::from(be16(buf, 4)?);
+    let an = usize::from(be16(buf, 6)?);
+    let ns = usize::from(be16(buf, 8)?);
+    let ar = usize::from(be16(buf, 10)?);
+    if an + ns + ar > MAX_RECORDS_WALKED {
+        return Err(DnsError::BadRdata);
+    }
+    let mut pos = HEADER_LEN;
+    for _ in 0..qd.min(MAX_RECORDS_WALKED) {
+        pos = skip_name(buf, pos)? + 4;
+    }
+    let mut found = None;
+    for i in 0..an + ns + ar {
+        let next = skip_name(buf, pos)?;
+        let rt = be16(buf, next)?;
+        let class = be16(buf, next + 2)?;
+        let ttl = be32(buf, next + 4)?;
+        let rdlen = usize::from(be16(buf, next + 8)?);
+        pos = next + 10 + rdlen;
+        if pos > buf.len() {
+            return Err(DnsError::Truncated);
+        }
+        if rt == 41 && i >= an + ns {
+            if found.is_some() {
+                // RFC 6891 6.1.1: more than one OPT record is an error.
+                return Err(DnsError::BadRdata);
+            }
+            found = Some(Edns {
+                udp_size: class,
+                dnssec_ok: ttl & 0x8000 != 0,
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// Splits a client or server DNS-over-TCP byte stream into messages (each
 /// preceded by a two-byte length). Stops at the first incomplete message;
 /// [`TcpMessages::consumed`] tells how many bytes were complete.
@@ -616,6 +681,39 @@ mod tests {
         assert!(!q.name.eq_str("meet.google"));
         assert_eq!(q.qtype, rtype::A);
         assert!(resolutions(&p).is_empty());
+    }
+
+    #[test]
+    fn edns_and_question_span() {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        push_name(&mut m, "example.com");
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        let qend = m.len();
+        // OPT: root name, type 41, class = 1232, ttl with DO set, rdlen 0.
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0x80, 0, 0, 0]);
+        assert_eq!(first_question_span(&m), Ok(12..qend));
+        assert_eq!(
+            edns(&m),
+            Ok(Some(Edns {
+                udp_size: 1232,
+                dnssec_ok: true
+            }))
+        );
+        // Without the OPT record.
+        let mut plain = m[..qend].to_vec();
+        plain[11] = 0;
+        assert_eq!(edns(&plain), Ok(None));
+        // Two OPT records are an error; a cut record is truncated.
+        let mut two = m.clone();
+        two[11] = 2;
+        two.extend_from_slice(&[0, 0, 41, 0x02, 0x00, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(edns(&two), Err(DnsError::BadRdata));
+        assert_eq!(edns(&m[..m.len() - 1]), Err(DnsError::Truncated));
+        // Counts that announce more records than the walk allows.
+        let mut many = m.clone();
+        many[6] = 0xFF;
+        assert_eq!(edns(&many), Err(DnsError::BadRdata));
+        assert!(first_question_span(&m[..qend - 1]).is_err());
     }
 
     #[test]

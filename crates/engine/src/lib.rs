@@ -924,19 +924,24 @@ fn record_queries(trust: &mut QueryTable, f: &Flow, p: &Packet<'_>, ts_ns: u64) 
     }
 }
 
-struct DnsCtx<'a> {
-    sigs: &'a SignatureDb,
-    geo: &'a GeoDb,
-    policy: &'a Policy,
-    cfg: &'a EngineConfig,
+/// What DNS decisions are made with.
+pub struct DnsCtx<'a> {
+    pub sigs: &'a SignatureDb,
+    pub geo: &'a GeoDb,
+    pub policy: &'a Policy,
+    pub cfg: &'a EngineConfig,
 }
+
+/// Per-client budget of server-wide blocks from cross-family answers:
+/// client -> (window start ns, blocks spent).
+pub type CrossFamilyBudget = FxHashMap<IpAddr, (u64, u32)>;
 
 /// Whom a block learnt from an answer of `app` at `addr` for `client` may
 /// stop (see [`DnsScope`]). Spends the client's cross-family budget when
 /// nothing corroborates the address.
 fn dns_scope(
     ctx: &DnsCtx<'_>,
-    cross_family: &mut FxHashMap<IpAddr, (u64, u32)>,
+    cross_family: &mut CrossFamilyBudget,
     client: IpAddr,
     addr: IpAddr,
     app: AppRef,
@@ -983,7 +988,7 @@ fn learn_dns(
     ctx: &DnsCtx<'_>,
     names: &mut NameCache,
     trust: &mut QueryTable,
-    cross_family: &mut FxHashMap<IpAddr, (u64, u32)>,
+    cross_family: &mut CrossFamilyBudget,
     stats: &mut EngineStats,
     f: &Flow,
     p: &Packet<'_>,
@@ -992,70 +997,109 @@ fn learn_dns(
 ) {
     let client = SocketAddr::new(f.client.0, f.client.1);
     let server = SocketAddr::new(f.server.0, f.server.1);
-    let cap = u32::try_from(ctx.cfg.dns_ttl_cap_secs).unwrap_or(u32::MAX);
     for m in dns_messages(p).into_iter().flatten() {
         if !m.is_response {
             continue;
         }
         stats.dns_answers += 1;
         let verdict = trust.answer(f.proto, client, server, m.id, m.question.as_ref(), ts_ns);
-        let (AnswerTrust::Matched, Some(q)) = (verdict, m.question) else {
+        if verdict != AnswerTrust::Matched {
+            continue;
+        }
+        let asker = f.client.0;
+        decide_answer(
+            ctx,
+            cross_family,
+            stats,
+            asker,
+            f.server.0,
+            &m,
+            ts_ns,
+            &mut |addr, name, app, ttl| {
+                if asker.is_ipv4() == addr.is_ipv4() {
+                    names.insert(asker, addr, name, app, ttl, ts_ns);
+                }
+            },
+            out,
+        );
+    }
+}
+
+/// Decides a trusted DNS answer that `client` got from `resolver`: for each
+/// address reached from the question through the CNAME chain whose names
+/// name an app, the policy decision, the capped TTL and whom a block may
+/// stop ([`DnsScope`]), as an [`Event::Dns`]. `learnt(addr, name, app,
+/// ttl)` is told each such address. The one place where an answer becomes
+/// decisions: the passive path (after [`dnstrust`] matched the answer to
+/// the client's query) and the DNS gate (which asked the question itself)
+/// both call it.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_answer(
+    ctx: &DnsCtx<'_>,
+    cross_family: &mut CrossFamilyBudget,
+    stats: &mut EngineStats,
+    client: IpAddr,
+    resolver: IpAddr,
+    m: &dns::DnsMessage<'_>,
+    ts_ns: u64,
+    learnt: &mut dyn FnMut(IpAddr, &str, AppRef, u32),
+    out: &mut Vec<Event>,
+) {
+    let Some(q) = m.question.filter(|_| m.is_response) else {
+        return;
+    };
+    let cap = u32::try_from(ctx.cfg.dns_ttl_cap_secs).unwrap_or(u32::MAX);
+    for r in dns::resolutions(m) {
+        // The chain must start at the question: records about other
+        // names (out of bailiwick, stuffed in) teach nothing.
+        if !r.names.first().is_some_and(|n| q.name.eq_str(n)) {
+            stats.dns_records_off_question += 1;
+            continue;
+        }
+        if r.ttl > cap {
+            stats.dns_ttl_capped += 1;
+        }
+        let ttl = r.ttl.min(cap);
+        // The most specific name that names an app decides.
+        let Some((app, name)) = r
+            .names
+            .iter()
+            .find_map(|n| ctx.sigs.match_host(n).map(|a| (a, n.as_str())))
+        else {
             continue;
         };
-        for r in dns::resolutions(&m) {
-            // The chain must start at the question: records about other
-            // names (out of bailiwick, stuffed in) teach nothing.
-            if !r.names.first().is_some_and(|n| q.name.eq_str(n)) {
-                stats.dns_records_off_question += 1;
-                continue;
-            }
-            if r.ttl > cap {
-                stats.dns_ttl_capped += 1;
-            }
-            let ttl = r.ttl.min(cap);
-            // The most specific name that names an app decides.
-            let Some((app, name)) = r
-                .names
-                .iter()
-                .find_map(|n| ctx.sigs.match_host(n).map(|a| (a, n.as_str())))
-            else {
-                continue;
-            };
-            if f.client.0.is_ipv4() == r.addr.is_ipv4() {
-                names.insert(f.client.0, r.addr, name, app, ttl, ts_ns);
-            }
-            let g = ctx.geo.lookup(r.addr);
-            let id = ctx.sigs.app(app).id.clone();
-            let decision = ctx.policy.decide(&Query {
-                src: f.client.0,
-                dst: r.addr,
-                app: Some(&id),
-                geo: &g,
-            });
-            let scope = if decision.is_block() {
-                dns_scope(ctx, cross_family, f.client.0, r.addr, app, g.asn, ts_ns)
-            } else if f.client.0.is_ipv4() == r.addr.is_ipv4() {
-                DnsScope::Client
-            } else {
-                DnsScope::FlowOnly(FlowOnlyReason::NotBlocked)
-            };
-            if matches!(scope, DnsScope::FlowOnly(_)) && decision.is_block() {
-                stats.dns_cross_family_refused += 1;
-            }
-            out.push(Event::Dns(DnsLearned {
-                ts_ns,
-                client: f.client.0,
-                resolver: f.server.0,
-                addr: r.addr,
-                name: name.to_string(),
-                app: id,
-                ttl,
-                ttl_received: r.ttl,
-                geo: g,
-                decision,
-                scope,
-            }));
+        learnt(r.addr, name, app, ttl);
+        let g = ctx.geo.lookup(r.addr);
+        let id = ctx.sigs.app(app).id.clone();
+        let decision = ctx.policy.decide(&Query {
+            src: client,
+            dst: r.addr,
+            app: Some(&id),
+            geo: &g,
+        });
+        let scope = if decision.is_block() {
+            dns_scope(ctx, cross_family, client, r.addr, app, g.asn, ts_ns)
+        } else if client.is_ipv4() == r.addr.is_ipv4() {
+            DnsScope::Client
+        } else {
+            DnsScope::FlowOnly(FlowOnlyReason::NotBlocked)
+        };
+        if matches!(scope, DnsScope::FlowOnly(_)) && decision.is_block() {
+            stats.dns_cross_family_refused += 1;
         }
+        out.push(Event::Dns(DnsLearned {
+            ts_ns,
+            client,
+            resolver,
+            addr: r.addr,
+            name: name.to_string(),
+            app: id,
+            ttl,
+            ttl_received: r.ttl,
+            geo: g,
+            decision,
+            scope,
+        }));
     }
 }
 
