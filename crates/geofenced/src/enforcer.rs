@@ -26,7 +26,13 @@ use crate::state::DynState;
 pub struct BlockReq {
     pub block: Block,
     pub alert: Alert,
+    /// Told once the element is committed in the kernel (or why not): the
+    /// DNS gate holds the answer until then.
+    pub ack: Option<Ack>,
 }
+
+/// The enforcer's answer to a block that waits for it.
+pub type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// What dynamic blocks already in the kernel (or saved) are re-decided
 /// with: the policy and databases about to be applied.
@@ -241,7 +247,17 @@ impl Enforcer {
         let done = now_ns();
         match result {
             Ok(()) => {
-                for BlockReq { block: b, alert } in batch {
+                // Release held DNS answers first: every element is in.
+                let mut batch = batch;
+                for b in &mut batch {
+                    if let Some(ack) = b.ack.take() {
+                        let _ = ack.send(Ok(()));
+                    }
+                }
+                for BlockReq {
+                    block: b, alert, ..
+                } in batch
+                {
                     let us = done.saturating_sub(b.decided_ns) / 1000;
                     let mut a = alert;
                     if self.enforce {
@@ -261,6 +277,9 @@ impl Enforcer {
             Err(e) => {
                 tracing::error!(error = %e, blocks = batch.len(), "adding dynamic blocks failed");
                 for b in batch {
+                    if let Some(ack) = b.ack {
+                        let _ = ack.send(Err(e.clone()));
+                    }
                     let mut a = b.alert;
                     // No verdict: the traffic was not stopped.
                     a.verdict = None;

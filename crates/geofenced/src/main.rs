@@ -21,6 +21,7 @@ mod accepted;
 mod control;
 mod durable;
 mod enforcer;
+mod gate;
 mod pipeline;
 mod state;
 
@@ -303,6 +304,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ctls.push(ctx);
         beats.push(beat);
     }
+    let gate = match loaded.config.dns_gate.enabled {
+        true => Some(gate::start(&loaded, &etx, &alerts)?),
+        false => None,
+    };
     report_stale_databases(&loaded, &alerts);
     daemon_alert(
         &alerts,
@@ -321,7 +326,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(control(&args.config, loaded, &etx, &ctls, &beats, &alerts))?;
+    let failure = loaded.config.dns_gate.on_failure;
+    rt.block_on(control(
+        &args.config,
+        loaded,
+        &etx,
+        &ctls,
+        &beats,
+        &alerts,
+        gate.as_ref().map(|g| &*g.keeper),
+    ))?;
+    if let Some(g) = gate {
+        g.stop(failure);
+    }
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     for c in &ctls {
@@ -352,6 +369,7 @@ async fn control(
     ctls: &[mpsc::Sender<Ctl>],
     beats: &[Arc<AtomicU64>],
     alerts: &AlertSender,
+    gate: Option<&gate::DaemonGatekeeper>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
@@ -379,6 +397,9 @@ async fn control(
         tokio::select! {
             _ = hup.recv() => {
                 loaded = reload(config, loaded, etx, ctls, alerts).0;
+                if let Some(g) = gate {
+                    g.swap(gate::ctx(&loaded));
+                }
                 alerts.reopen();
             }
             // logrotate: reopen the alert file only, never a policy reload.
@@ -391,6 +412,9 @@ async fn control(
                     Ok(control::Request::Reload) => {
                         let (next, result) = reload(config, loaded, etx, ctls, alerts);
                         loaded = next;
+                        if let Some(g) = gate {
+                            g.swap(gate::ctx(&loaded));
+                        }
                         control::reply(&mut conn, &result).await;
                     }
                     Err(e) => control::reply(&mut conn, &Err(e)).await,

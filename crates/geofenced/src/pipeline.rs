@@ -132,9 +132,11 @@ impl Out<'_> {
             }
             match act(&ev, &self.settings, reload) {
                 Actions::Block { block, alert } => {
-                    let _ = self
-                        .enforcer
-                        .send(Cmd::Block(Box::new(BlockReq { block, alert })));
+                    let _ = self.enforcer.send(Cmd::Block(Box::new(BlockReq {
+                        block,
+                        alert,
+                        ack: None,
+                    })));
                 }
                 Actions::Alert(alert) => {
                     // A full alert queue is counted by the writer.

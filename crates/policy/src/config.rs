@@ -32,6 +32,9 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     #[serde(default)]
     pub default: DefaultConfig,
+    /// `[dns_gate]`: the optional DNS gate (off by default).
+    #[serde(default)]
+    pub dns_gate: crate::dns_gate::DnsGateConfig,
     /// `[[app]]` tables: user-defined apps (same schema as `apps.d` files).
     #[serde(default, rename = "app")]
     pub apps: Vec<AppDef>,

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod dns_gate;
 mod error;
 mod explain;
 mod load;
@@ -63,6 +64,7 @@ pub use config::{
     Action, By, CaptureKind, Config, DaemonConfig, DefaultConfig, GeoipConfig, Mode, RuleConfig,
     SignaturesConfig, Verdict, DEFAULT_SIGNATURE_DIR, FREE_GEOIP_DATABASE,
 };
+pub use dns_gate::{DnsGateConfig, GateFailure};
 pub use error::{ConfigError, SourceText};
 pub use explain::{Explanation, Miss, RuleTrace};
 pub use load::{load_file, load_str, read_signature_dirs};

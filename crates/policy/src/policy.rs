@@ -412,6 +412,7 @@ fn builtin_categories() -> &'static [(AppId, Category)] {
 /// order; the first problem found is returned.
 fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
     validate::daemon(config)?;
+    crate::dns_gate::validate(config)?;
     validate::geoip(config)?;
     validate::signatures(config)?;
     validate::jurisdictions(config)?;

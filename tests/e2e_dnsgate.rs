@@ -1,0 +1,309 @@
+//! The DNS gate on a real kernel: a client that connects to every address
+//! of an answer the moment it arrives never reaches a blocked server, over
+//! more than 1,000 resolutions, while allowed names resolve and connect.
+//!
+//! ```text
+//! client ──DNS──► gateway: geofenced with [dns_gate] ──► srv: test resolver 203.0.113.53
+//!    └──TCP 443 at once──► gateway forward chain ──► srv: sink on [::]:443 (counts arrivals)
+//! ```
+//! The server namespace answers on whole test ranges (local routes):
+//! c<N>.zoom.us -> 2001:db8:2::1:N / 203.0.113.96/27 (CN in the test
+//! database, Zoom to CN is blocked), d<N>.zoom.us -> 2001:db8:2::2:N /
+//! 203.0.113.192/27 (DE, allowed). Every blocked resolution names a new
+//! server, so each one is a fresh race against the kernel.
+//!
+//! Needs root; skips with a message otherwise.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use geofence_testkit::mmdb::geoip2_country;
+use geofence_testkit::netns::{require_root, Topology};
+use geofence_tests::{workspace_bin, Reaped};
+
+const RACE: &str = env!("CARGO_BIN_EXE_gf-dns-race");
+
+struct Env {
+    t: Topology,
+    dir: PathBuf,
+}
+
+impl Env {
+    fn spawn(&self, ns: &str, args: &[&str]) -> Reaped {
+        let mut cmd = vec![RACE];
+        cmd.extend_from_slice(args);
+        let mut c = self.t.spawn(ns, &cmd).expect("spawn");
+        if let Some(out) = c.stdout.as_mut() {
+            use std::io::Read;
+            let mut b = [0u8; 10];
+            let _ = out.read(&mut b);
+        }
+        Reaped::new(c)
+    }
+
+    fn race(&self, args: &[&str]) -> Counts {
+        let mut cmd = vec![RACE, "race"];
+        cmd.extend_from_slice(args);
+        let o = self.t.exec(&self.t.client, &cmd).expect("race runs");
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "race failed: {out} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Counts::parse(&out)
+    }
+
+    fn daemon(&self, config: &str) -> Reaped {
+        let bin = workspace_bin("geofenced");
+        assert!(bin.exists(), "geofenced not built at {}", bin.display());
+        let cfg = self.dir.join("geofence.toml");
+        std::fs::write(&cfg, config).expect("config");
+        let c = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.t.gw])
+            .arg(&bin)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--log-format", "text"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("daemon.log")).expect("log"))
+            .spawn()
+            .expect("start geofenced");
+        Reaped::new(c)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Resolves an allowed name until the gate answers (daemon started).
+    fn wait_gate(&self, resolver: &str) {
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut last = Counts::default();
+        while Instant::now() < end {
+            last = self.race(&[resolver, "d.zoom.us", "4000", "1", "aaaa", "9"]);
+            if last.answers == 1 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "the gate never answered ({last:?})\ndaemon log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct Counts {
+    answers: u32,
+    connected: u32,
+    refused: u32,
+    timeout: u32,
+    failed: u32,
+    noanswer: u32,
+}
+
+impl Counts {
+    fn parse(s: &str) -> Counts {
+        let w: Vec<&str> = s.split_whitespace().collect();
+        let get = |k: &str| {
+            w.iter()
+                .position(|x| *x == k)
+                .and_then(|i| w.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {s:?}"))
+        };
+        Counts {
+            answers: get("answers"),
+            connected: get("connected"),
+            refused: get("refused"),
+            timeout: get("timeout"),
+            failed: get("failed"),
+            noanswer: get("noanswer"),
+        }
+    }
+}
+
+fn setup(prefix: &str) -> Option<Env> {
+    if !require_root() {
+        return None;
+    }
+    let t = Topology::new(prefix).expect("namespaces");
+    let (g, s) = (t.gw.clone(), t.srv.clone());
+    t.ok(&s, &["ip", "addr", "add", "203.0.113.53/24", "dev", "s0"])
+        .expect("resolver addr");
+    for r in ["203.0.113.96/27", "203.0.113.192/27"] {
+        t.ok(&s, &["ip", "route", "add", "local", r, "dev", "lo"])
+            .expect("local route");
+        t.ok(&g, &["ip", "route", "add", r, "via", "203.0.113.10"])
+            .expect("gw route");
+    }
+    for r in ["2001:db8:2::1:0/116", "2001:db8:2::2:0/116"] {
+        t.ok(&s, &["ip", "-6", "route", "add", "local", r, "dev", "lo"])
+            .expect("local route6");
+        t.ok(
+            &g,
+            &["ip", "-6", "route", "add", r, "via", "2001:db8:2::10"],
+        )
+        .expect("gw route6");
+    }
+    let dir = std::env::temp_dir().join(format!("gf-dnsgate-{}", t.gw));
+    std::fs::create_dir_all(&dir).expect("dir");
+    geoip2_country(&[
+        ("203.0.113.96/27", "CN", None),
+        ("203.0.113.192/27", "DE", None),
+        ("2001:db8:2::1:0/116", "CN", None),
+        ("2001:db8:2::2:0/116", "DE", None),
+    ])
+    .write(&dir.join("geo.mmdb"))
+    .expect("mmdb");
+    Some(Env { t, dir })
+}
+
+fn config(dir: &std::path::Path, gate_extra: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+[daemon]
+mode = "gateway"
+capture = "nflog"
+nflog_group = 19
+alert_log = "{d}/alerts.jsonl"
+state_dir = "{d}/state"
+
+[geoip]
+databases = ["{d}/geo.mmdb"]
+
+[signatures]
+dirs = []
+
+[jurisdictions]
+prc = ["CN"]
+
+[[rule]]
+name = "no-conferencing-to-prc"
+apps = ["conferencing"]
+to = ["prc"]
+action = "block"
+verdict = "reject"
+
+[dns_gate]
+enabled = true
+listen = ["198.51.100.1:53", "[2001:db8:1::1]:53"]
+upstreams = ["203.0.113.53:53"]
+{gate_extra}
+"#
+    )
+}
+
+/// Accepted connections per destination, from the sink's output.
+fn accepted(out: &str, prefix: &str) -> usize {
+    out.lines()
+        .filter(|l| {
+            l.strip_prefix("accept ")
+                .is_some_and(|ip| ip.starts_with(prefix))
+        })
+        .count()
+}
+
+fn accepted_v4_range(out: &str, lo: u8, hi: u8) -> usize {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("accept 203.0.113."))
+        .filter_map(|o| o.trim().parse::<u8>().ok())
+        .filter(|o| (lo..=hi).contains(o))
+        .count()
+}
+
+#[test]
+fn no_connection_reaches_a_blocked_server_however_fast_the_client() {
+    let Some(env) = setup("gfdg") else { return };
+    let srv = env.t.srv.clone();
+    let _auth = env.spawn(&srv, &["auth", "203.0.113.53:53"]);
+    let sink = env.spawn(&srv, &["sink", "443"]);
+    // One client asks as fast as it can: no rate limit in this test.
+    let _d = env.daemon(&config(&env.dir, "client_rate = 0"));
+    env.wait_gate("[2001:db8:1::1]:53");
+
+    // 1,000 blocked resolutions over IPv6, each a new server, each
+    // connected to the moment its answer arrives.
+    let blocked6 = env.race(&[
+        "[2001:db8:1::1]:53",
+        "c.zoom.us",
+        "0",
+        "1000",
+        "aaaa",
+        "443",
+    ]);
+    // 32 more over IPv4 (UDP) and 50 over DNS-over-TCP.
+    let blocked4 = env.race(&["198.51.100.1:53", "c.zoom.us", "0", "32", "a", "443"]);
+    let blocked_tcp = env.race(&[
+        "[2001:db8:1::1]:53",
+        "c.zoom.us",
+        "1000",
+        "50",
+        "aaaa",
+        "443",
+        "tcp",
+    ]);
+    // Allowed: Zoom to DE, and a name of no app.
+    let allowed = env.race(&["[2001:db8:1::1]:53", "d.zoom.us", "0", "100", "aaaa", "443"]);
+    let allowed_other = env.race(&["198.51.100.1:53", "d.example.org", "0", "20", "a", "443"]);
+    std::thread::sleep(Duration::from_millis(300));
+    sink.signal("KILL");
+    let out = sink.output();
+
+    assert_eq!(blocked6.answers, 1000, "{blocked6:?}\n{}", env.log());
+    assert_eq!(blocked6.connected, 0, "{blocked6:?}");
+    assert_eq!(
+        blocked6.refused, 1000,
+        "reject verdict: every attempt refused: {blocked6:?}"
+    );
+    assert_eq!(
+        (blocked4.answers, blocked4.connected),
+        (32, 0),
+        "{blocked4:?}"
+    );
+    assert_eq!(
+        (blocked_tcp.answers, blocked_tcp.connected),
+        (50, 0),
+        "{blocked_tcp:?}"
+    );
+    // Counted at the server: not one blocked connection arrived.
+    assert_eq!(
+        accepted(&out, "2001:db8:2::1:"),
+        0,
+        "blocked v6 servers reached:\n{out}"
+    );
+    assert_eq!(
+        accepted_v4_range(&out, 96, 127),
+        0,
+        "blocked v4 servers reached:\n{out}"
+    );
+    // Allowed names resolve and connect normally, and arrive.
+    assert_eq!(
+        (allowed.answers, allowed.connected),
+        (100, 100),
+        "{allowed:?}"
+    );
+    assert_eq!(
+        (allowed_other.answers, allowed_other.connected),
+        (20, 20),
+        "{allowed_other:?}"
+    );
+    assert_eq!(accepted(&out, "2001:db8:2::2:"), 100, "{out}");
+    assert_eq!(accepted_v4_range(&out, 192, 223), 20);
+    // The alerts name the gate's answers.
+    let alerts = std::fs::read_to_string(env.dir.join("alerts.jsonl")).unwrap_or_default();
+    assert!(
+        alerts.contains("\"c999.zoom.us\""),
+        "no alert for the last blocked name"
+    );
+}
