@@ -512,3 +512,104 @@ fn monitor_mode_with_afpacket_alerts_and_never_drops() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&env.dir);
 }
+
+/// Issue 7, finding 1, on a real kernel: an answer nobody asked for
+/// (`zoom.us A 203.0.113.14`, TTL 2147483647, sent from an arbitrary host
+/// and from the resolver's own address) blocks nothing, while a real
+/// resolution through the resolver still blocks, also when it is the 12th
+/// query of a client socket that the kernel's first-packets rule no longer
+/// logs.
+#[test]
+fn forged_dns_answers_block_nothing_real_resolutions_still_block() {
+    let Some(env) = setup() else { return };
+    let srv = env.t.srv.clone();
+    let cli = env.t.client.clone();
+    env.t
+        .ok(&srv, &["ip", "addr", "add", "203.0.113.14/24", "dev", "s0"])
+        .expect("addr");
+    let _servers: Vec<Reaped> = ["203.0.113.11:443", "203.0.113.12:443", "203.0.113.14:443"]
+        .iter()
+        .map(|a| env.spawn(&srv, &["tcp-server", a, "60"]))
+        .collect();
+    let daemon = env.daemon();
+    env.wait_alert("geofenced started", 1);
+
+    // Forged: from an arbitrary host, and from the resolver's address and
+    // port (nothing listens there yet), to a client that never asked.
+    for from in ["203.0.113.30:53", "203.0.113.20:53", "203.0.113.12:5353"] {
+        let (code, out) = env.probe(
+            &srv,
+            &[
+                "dns-forge",
+                from,
+                "198.51.100.2:40000",
+                "zoom.us",
+                "203.0.113.14",
+                "2147483647",
+            ],
+        );
+        assert_eq!((code, out.as_str()), (0, "sent"), "forge from {from}");
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.14:443", "www.example.org", "3"],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "ok 3"),
+        "a non-conferencing TLS connection to the forged address must pass\n{}",
+        env.alerts()
+    );
+    assert!(
+        !env.alerts().contains("\"event\":\"dns\""),
+        "a forged answer makes no DNS decision: {}",
+        env.alerts()
+    );
+
+    // A real resolution through the resolver blocks the client at once.
+    let _dns = env.spawn(
+        &srv,
+        &[
+            "dns-server",
+            "203.0.113.20:53",
+            "60",
+            "zoom.us=203.0.113.11",
+            "meeting.zoom.us=203.0.113.12",
+        ],
+    );
+    let (_, addrs) = env.probe(&cli, &["dns-query", "203.0.113.20:53", "zoom.us", "a"]);
+    assert_eq!(addrs, "203.0.113.11");
+    env.wait_alert("\"event\":\"dns\"", 1);
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.11:443", "www.example.org", "1"],
+    );
+    assert_eq!(code, 2, "DNS-learnt CN zoom server refused: {out}");
+
+    // The 12th query of one client socket (past the first packets the
+    // kernel hands over per flow) is still seen, and its answer trusted.
+    let (_, addrs) = env.probe(
+        &cli,
+        &["dns-query-many", "203.0.113.20:53", "12", "meeting.zoom.us"],
+    );
+    assert_eq!(addrs, "203.0.113.12");
+    env.wait_alert("\"event\":\"dns\"", 2);
+    let (code, out) = env.probe(
+        &cli,
+        &["tls-client", "203.0.113.12:443", "www.example.org", "1"],
+    );
+    assert_eq!(
+        code,
+        2,
+        "answer to a reused socket's 12th query blocks too: {out}\n{}",
+        env.alerts()
+    );
+    let alerts = env.alerts();
+    assert!(
+        alerts.contains("to the client's own query"),
+        "the alert says the answer was matched: {alerts}"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&env.dir);
+}

@@ -4,6 +4,9 @@
 //! ```text
 //! gf-e2e-probe dns-server ADDR:PORT SECS NAME=IP...   answer A/AAAA for NAME (ttl 60), NXDOMAIN otherwise
 //! gf-e2e-probe dns-query SERVER:PORT NAME a|aaaa      prints the addresses, one per line
+//! gf-e2e-probe dns-query-many SERVER:PORT COUNT NAME  one socket: COUNT-1 queries for x.example,
+//!                                                    then NAME (A); prints NAME's addresses
+//! gf-e2e-probe dns-forge FROM:PORT TO:PORT NAME IP TTL  send an answer nobody asked for
 //! gf-e2e-probe tcp-server ADDR:PORT SECS              accept; read a first message, then echo lines
 //! gf-e2e-probe tls-client ADDR:PORT SNI ROUNDS        connect, send a TLS ClientHello with SNI, then
 //!                                                    ROUNDS line echoes 100 ms apart; prints
@@ -95,6 +98,45 @@ fn run(a: &[String]) -> Result<i32, String> {
             for ip in wire::dns_addresses(&buf[..n]) {
                 println!("{ip}");
             }
+            Ok(0)
+        }
+        "dns-query-many" => {
+            let count = num(arg(a, 3)?)?.max(1);
+            let name = arg(a, 4)?;
+            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 1500];
+            let mut last = Vec::new();
+            for i in 0..count {
+                let (n, q) = if i + 1 == count {
+                    (name, 1)
+                } else {
+                    ("x.example", 1)
+                };
+                let id = 0x2000 + i as u16;
+                s.send_to(&wire::dns_query(id, n, q), addr)
+                    .map_err(|e| e.to_string())?;
+                let (len, _) = s
+                    .recv_from(&mut buf)
+                    .map_err(|e| format!("no answer to query {i}: {e}"))?;
+                last = wire::dns_addresses(&buf[..len]);
+            }
+            for ip in last {
+                println!("{ip}");
+            }
+            Ok(0)
+        }
+        "dns-forge" => {
+            let to = sock(arg(a, 3)?)?;
+            let name = arg(a, 4)?;
+            let ip: IpAddr = arg(a, 5)?.parse().map_err(|_| "IP expected")?;
+            let ttl = u32::try_from(num(arg(a, 6)?)?).map_err(|_| "TTL too large")?;
+            let qtype = if ip.is_ipv4() { 1 } else { 28 };
+            let s = UdpSocket::bind(addr).map_err(|e| e.to_string())?;
+            let r = wire::dns_response(0x1234, name, qtype, &[ip], ttl, false);
+            s.send_to(&r, to).map_err(|e| e.to_string())?;
+            println!("sent");
             Ok(0)
         }
         "tcp-server" => {

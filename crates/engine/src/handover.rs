@@ -2,7 +2,12 @@
 //!
 //! In NFLOG mode the daemon sees only what the table's log rules copy to
 //! it: a connection's packets in its original (conntrack) direction while
-//! `ct original packets < n`, and DNS answers (source port 53). Replay of a
+//! `ct original packets < n`, DNS queries (destination port 53, original
+//! direction) past them and DNS answers (source port 53) only in the reply
+//! direction of a connection (an answer nobody asked for starts a new
+//! connection and is logged only as its first packets). The kernel logs DNS
+//! past a flow's first packets at most 2,000 a second per rule; replay does
+//! not simulate that rate. Replay of a
 //! capture of the whole traffic drops everything else with [`KernelView`],
 //! so that it decides on the same packets as the live daemon.
 //!
@@ -68,14 +73,45 @@ impl KernelView {
             };
         }
         c.last_ns = ts_ns;
-        // DNS answers are logged whatever their direction or count.
-        if p.sport == 53 {
-            return true;
-        }
         if c.orig != from {
-            return false;
+            // Reply direction: only DNS answers.
+            return p.sport == 53;
         }
         c.packets = c.packets.saturating_add(1);
-        c.packets < self.first_packets
+        c.packets < self.first_packets || p.dport == 53
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geofence_decode::{decode, LinkType};
+    use geofence_testkit::pcap::udp_v4;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn dns_is_delivered_like_the_kernel_rules_log_it() {
+        let c = Ipv4Addr::new(10, 0, 0, 5);
+        let r = Ipv4Addr::new(198, 51, 100, 53);
+        let mut k = KernelView::new(8);
+        let mut seen = |k: &mut KernelView, f: Vec<u8>| {
+            let p = decode(LinkType::Ethernet, &f).expect("frame");
+            k.delivers(&p, 1)
+        };
+        // A reused client socket: every query and every answer.
+        for _ in 0..20 {
+            assert!(seen(&mut k, udp_v4(c, 4000, r, 53, b"query")));
+            assert!(seen(&mut k, udp_v4(r, 53, c, 4000, b"answer")));
+        }
+        // An answer nobody asked for is the first packet of a new
+        // connection: delivered as such, its replies are not answers.
+        let x = Ipv4Addr::new(203, 0, 113, 30);
+        assert!(seen(&mut k, udp_v4(x, 53, c, 4001, b"forged")));
+        assert!(!seen(&mut k, udp_v4(c, 4001, x, 53, b"reply")));
+        // Past the first packets, a non-DNS flow is not delivered.
+        for i in 0..10 {
+            let d = seen(&mut k, udp_v4(c, 5000, x, 8801, b"media"));
+            assert_eq!(d, i < 7, "packet {i}");
+        }
     }
 }

@@ -508,8 +508,10 @@ impl Engine {
                     report,
                     packet_ts_ns: ts_ns,
                 });
-            } else if self.all_traffic_blocks {
-                // Blocked whatever the app turns out to be.
+            } else if self.all_traffic_blocks && (p.src, p.sport) == f.client {
+                // Blocked whatever the app turns out to be (reported when
+                // the client sends, not for a packet that only claims to
+                // answer it, such as an unsolicited DNS answer).
                 let report = self.report(&f);
                 let by_all_traffic_rule = report
                     .rule_index

@@ -190,6 +190,57 @@ fn lookup(sreg: u32, set: &str, id: u32) -> Result<RawExpr, NftError> {
 }
 
 /// The libnftnl expressions of one statement (same as `nft --debug=netlink`).
+/// `ct direction original` (0) or `reply` (1).
+fn ct_direction(dir: u8) -> Vec<RawExpr> {
+    use nftnl::nftnl_sys as s;
+    let r1 = libc::NFT_REG_1 as u32;
+    vec![
+        RawExpr {
+            name: c"ct",
+            attrs: vec![
+                (
+                    s::NFTNL_EXPR_CT_KEY,
+                    Attr::U32(libc::NFT_CT_DIRECTION as u32),
+                ),
+                (s::NFTNL_EXPR_CT_DREG, Attr::U32(r1)),
+            ],
+        },
+        cmp(libc::NFT_CMP_EQ, r1, vec![dir]),
+    ]
+}
+
+/// `ct original|reply packets <op> n`.
+fn ct_packets(dir: u8, op: i32, n: u64) -> Vec<RawExpr> {
+    use nftnl::nftnl_sys as s;
+    let r1 = libc::NFT_REG_1 as u32;
+    vec![
+        RawExpr {
+            name: c"ct",
+            attrs: vec![
+                (s::NFTNL_EXPR_CT_KEY, Attr::U32(libc::NFT_CT_PKTS as u32)),
+                (s::NFTNL_EXPR_CT_DIR, Attr::U8(dir)),
+                (s::NFTNL_EXPR_CT_DREG, Attr::U32(r1)),
+            ],
+        },
+        // The counter is a host-order u64: convert so `cmp` (memcmp)
+        // compares numerically.
+        RawExpr {
+            name: c"byteorder",
+            attrs: vec![
+                (s::NFTNL_EXPR_BYTEORDER_SREG, Attr::U32(r1)),
+                (s::NFTNL_EXPR_BYTEORDER_DREG, Attr::U32(r1)),
+                (
+                    s::NFTNL_EXPR_BYTEORDER_OP,
+                    Attr::U32(libc::NFT_BYTEORDER_HTON as u32),
+                ),
+                (s::NFTNL_EXPR_BYTEORDER_LEN, Attr::U32(8)),
+                (s::NFTNL_EXPR_BYTEORDER_SIZE, Attr::U32(8)),
+            ],
+        },
+        cmp(op, r1, n.to_be_bytes().to_vec()),
+    ]
+}
+
 fn stmt_exprs(st: &Stmt, set_ids: &BTreeMap<String, u32>) -> Result<Vec<RawExpr>, NftError> {
     use nftnl::nftnl_sys as s;
     let r1 = libc::NFT_REG_1 as u32;
@@ -244,45 +295,25 @@ fn stmt_exprs(st: &Stmt, set_ids: &BTreeMap<String, u32>) -> Result<Vec<RawExpr>
             payload(libc::NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, r1),
             cmp(libc::NFT_CMP_EQ, r1, port.to_be_bytes().to_vec()),
         ],
-        Stmt::CtDirectionOriginal => vec![
-            RawExpr {
-                name: c"ct",
-                attrs: vec![
-                    (
-                        s::NFTNL_EXPR_CT_KEY,
-                        Attr::U32(libc::NFT_CT_DIRECTION as u32),
-                    ),
-                    (s::NFTNL_EXPR_CT_DREG, Attr::U32(r1)),
-                ],
-            },
-            cmp(libc::NFT_CMP_EQ, r1, vec![0]),
-        ],
-        Stmt::CtOriginalPacketsLt(n) => vec![
-            RawExpr {
-                name: c"ct",
-                attrs: vec![
-                    (s::NFTNL_EXPR_CT_KEY, Attr::U32(libc::NFT_CT_PKTS as u32)),
-                    (s::NFTNL_EXPR_CT_DIR, Attr::U8(0)),
-                    (s::NFTNL_EXPR_CT_DREG, Attr::U32(r1)),
-                ],
-            },
-            // The counter is a host-order u64: convert so `cmp lt` (memcmp)
-            // compares numerically.
-            RawExpr {
-                name: c"byteorder",
-                attrs: vec![
-                    (s::NFTNL_EXPR_BYTEORDER_SREG, Attr::U32(r1)),
-                    (s::NFTNL_EXPR_BYTEORDER_DREG, Attr::U32(r1)),
-                    (
-                        s::NFTNL_EXPR_BYTEORDER_OP,
-                        Attr::U32(libc::NFT_BYTEORDER_HTON as u32),
-                    ),
-                    (s::NFTNL_EXPR_BYTEORDER_LEN, Attr::U32(8)),
-                    (s::NFTNL_EXPR_BYTEORDER_SIZE, Attr::U32(8)),
-                ],
-            },
-            cmp(libc::NFT_CMP_LT, r1, n.to_be_bytes().to_vec()),
-        ],
+        Stmt::CtDirectionOriginal => ct_direction(0),
+        Stmt::CtDirectionReply => ct_direction(1),
+        Stmt::CtOriginalPacketsLt(n) => ct_packets(0, libc::NFT_CMP_LT, *n),
+        Stmt::CtOriginalPacketsGe(n) => ct_packets(0, libc::NFT_CMP_GTE, *n),
+        Stmt::CtReplyPacketsLt(n) => ct_packets(1, libc::NFT_CMP_LT, *n),
+        Stmt::CtReplyPacketsGe(n) => ct_packets(1, libc::NFT_CMP_GTE, *n),
+        Stmt::LimitPerSecond(n) => vec![RawExpr {
+            name: c"limit",
+            attrs: vec![
+                (s::NFTNL_EXPR_LIMIT_RATE, Attr::U64(u64::from(*n))),
+                (s::NFTNL_EXPR_LIMIT_UNIT, Attr::U64(1)),
+                (s::NFTNL_EXPR_LIMIT_BURST, Attr::U32(*n)),
+                (
+                    s::NFTNL_EXPR_LIMIT_TYPE,
+                    Attr::U32(libc::NFT_LIMIT_PKTS as u32),
+                ),
+                (s::NFTNL_EXPR_LIMIT_FLAGS, Attr::U32(0)),
+            ],
+        }],
         Stmt::Counter => vec![RawExpr {
             name: c"counter",
             attrs: vec![],
@@ -729,6 +760,7 @@ impl Nft {
                     key_type,
                     key_len,
                     flags: set_flags(def),
+                    size: def.size,
                 });
                 add_ranges(&mut raw, def);
                 for e in keep_here {

@@ -48,6 +48,7 @@ pub(crate) enum Attr {
     U8(u8),
     U16(u16),
     U32(u32),
+    U64(u64),
     Str(CString),
     Data(Vec<u8>),
 }
@@ -79,6 +80,7 @@ impl Expression for RawExpr {
                     Attr::U8(x) => sys::nftnl_expr_set_u8(e.as_ptr(), ty, *x),
                     Attr::U16(x) => sys::nftnl_expr_set_u16(e.as_ptr(), ty, *x),
                     Attr::U32(x) => sys::nftnl_expr_set_u32(e.as_ptr(), ty, *x),
+                    Attr::U64(x) => sys::nftnl_expr_set_u64(e.as_ptr(), ty, *x),
                     Attr::Str(s) => {
                         sys::nftnl_expr_set_str(e.as_ptr(), ty, s.as_ptr());
                     }
@@ -113,6 +115,8 @@ pub(crate) struct SetParams<'a> {
     pub key_type: u32,
     pub key_len: u32,
     pub flags: u32,
+    /// Most elements (`NFTNL_SET_DESC_SIZE`); `None` = unbounded.
+    pub size: Option<u32>,
 }
 
 impl RawSet {
@@ -128,6 +132,9 @@ impl RawSet {
             sys::nftnl_set_set_u32(sp, sys::NFTNL_SET_FLAGS as u16, p.flags);
             sys::nftnl_set_set_u32(sp, sys::NFTNL_SET_KEY_TYPE as u16, p.key_type);
             sys::nftnl_set_set_u32(sp, sys::NFTNL_SET_KEY_LEN as u16, p.key_len);
+            if let Some(n) = p.size {
+                sys::nftnl_set_set_u32(sp, sys::NFTNL_SET_DESC_SIZE as u16, n);
+            }
             RawSet {
                 ptr: s,
                 family: p.family,

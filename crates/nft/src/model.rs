@@ -66,13 +66,38 @@ pub struct NflogSpec {
     pub first_packets: u32,
     /// Bytes copied per packet for the first packets.
     pub snaplen: u32,
-    /// Also log DNS answers (`udp sport 53`, `tcp sport 53`) with
-    /// [`DNS_SNAPLEN`] bytes, so answers are seen whole.
+    /// Also log DNS (port 53) with [`DNS_SNAPLEN`] bytes: answers only as
+    /// the reply direction of a tracked flow (an answer nobody asked for
+    /// starts a new conntrack entry and is never logged as an answer), the
+    /// first `first_packets` of each flow in full, and queries and answers
+    /// beyond them at most `dns_rate_per_sec` a second (per rule, all flows
+    /// together), so a flood cannot turn every packet into a log message.
     pub dns_answers: bool,
+    /// See `dns_answers`; 0 = nothing beyond the first packets.
+    #[serde(default = "default_dns_rate")]
+    pub dns_rate_per_sec: u32,
+}
+
+fn default_dns_rate() -> u32 {
+    DNS_RATE_PER_SEC
 }
 
 /// Snap length used for DNS answers (a full Ethernet-MTU packet).
 pub const DNS_SNAPLEN: u32 = 1500;
+
+/// DNS messages per second logged beyond each flow's first packets (a
+/// client socket that sends many queries), per rule.
+pub const DNS_RATE_PER_SEC: u32 = 2000;
+
+/// Elements each dynamic set holds at most (`size` in the kernel). The
+/// daemon keeps fewer than this ([`DYN_DAEMON_CAP`]), so an add never fails
+/// for lack of room.
+pub const DYN_SET_SIZE: u32 = 65_536;
+
+/// Dynamic elements the daemon keeps per set; the difference to
+/// [`DYN_SET_SIZE`] leaves room for elements it evicted while the kernel
+/// still holds them.
+pub const DYN_DAEMON_CAP: usize = 60_000;
 
 /// The whole enforcement intent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! The same description feeds the netlink apply path (`ffi`/`apply`) and the
 //! `nft -f` text printed by [`fmt::Display`].
 
-use crate::model::{Hook, RuleSpec, RulesetSpec, Transport, Verdict, DNS_SNAPLEN};
+use crate::model::{Hook, RuleSpec, RulesetSpec, Transport, Verdict, DNS_SNAPLEN, DYN_SET_SIZE};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -79,6 +79,8 @@ pub struct SetDef {
     pub v4: Vec<(u32, u32)>,
     /// Ranges for IPv6 interval sets (inclusive), empty otherwise.
     pub v6: Vec<(u128, u128)>,
+    /// `size N`: most elements the kernel accepts (dynamic sets).
+    pub size: Option<u32>,
 }
 
 impl SetDef {
@@ -119,8 +121,18 @@ pub enum Stmt {
     },
     /// `ct direction original`.
     CtDirectionOriginal,
+    /// `ct direction reply`.
+    CtDirectionReply,
     /// `ct original packets < N`.
     CtOriginalPacketsLt(u64),
+    /// `ct original packets >= N`.
+    CtOriginalPacketsGe(u64),
+    /// `ct reply packets < N`.
+    CtReplyPacketsLt(u64),
+    /// `ct reply packets >= N`.
+    CtReplyPacketsGe(u64),
+    /// `limit rate N/second burst N packets`.
+    LimitPerSecond(u32),
     Counter,
     /// `log group G snaplen S`.
     Log {
@@ -221,8 +233,9 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
     // Rules of the second base chain, which only logs DNS answers:
     // `output` in gateway mode, `input` in host mode.
     let mut local_rules: Vec<RuleDef> = Vec::new();
-    // Gateway mode: DNS queries to a resolver on the gateway (`input`).
-    let mut query_rules: Vec<RuleDef> = Vec::new();
+    // Gateway mode: an `input` chain that logs clients' queries to a
+    // resolver on the gateway itself.
+    let mut input_rules: Vec<RuleDef> = Vec::new();
 
     if let Some(log) = &spec.nflog {
         if log.first_packets > 0 {
@@ -242,57 +255,33 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
             });
         }
         if log.dns_answers {
-            let dns: Vec<RuleDef> = [Transport::Udp, Transport::Tcp]
-                .into_iter()
-                .map(|proto| RuleDef {
-                    comment: format!("nflog dns answers {} group {}", proto.name(), log.group),
-                    stmts: vec![
-                        Stmt::Sport { proto, port: 53 },
-                        Stmt::Log {
-                            group: log.group,
-                            snaplen: DNS_SNAPLEN,
-                        },
-                    ],
-                })
-                .collect();
+            let n = u64::from(log.first_packets);
+            let log_stmt = Stmt::Log {
+                group: log.group,
+                snaplen: DNS_SNAPLEN,
+            };
+            let rate = log.dns_rate_per_sec;
+            // Queries past a flow's first packets (a client socket reused
+            // for many queries), at a rate; the first packets rule logs
+            // the rest.
+            main_rules.extend(dns_queries(n, rate, log_stmt.clone(), true));
+            // Answers: only the reply direction of a flow the client
+            // started; its first packets in full, the rest at a rate.
+            let answers = dns_answers(n, rate, log_stmt.clone());
             match spec.hook {
                 // Answers to clients from resolvers beyond the gateway pass
                 // `forward`; answers from a resolver on the gateway itself
                 // (dnsmasq, unbound, systemd-resolved) leave through
-                // `output`, and the clients' queries to it (which the DNS
-                // trust model matches answers against) arrive through
-                // `input`, logged like the first packets of any flow.
+                // `output`, and the queries they answer arrive through
+                // `input`, where no first-packets rule logs them.
                 Hook::Forward => {
-                    main_rules.extend(dns.iter().cloned());
-                    local_rules = dns;
-                    if log.first_packets > 0 {
-                        for proto in [Transport::Udp, Transport::Tcp] {
-                            query_rules.push(RuleDef {
-                                comment: format!(
-                                    "nflog dns queries to the gateway {} group {}",
-                                    proto.name(),
-                                    log.group
-                                ),
-                                stmts: vec![
-                                    Stmt::Dport {
-                                        proto,
-                                        lo: 53,
-                                        hi: 53,
-                                    },
-                                    Stmt::CtDirectionOriginal,
-                                    Stmt::CtOriginalPacketsLt(u64::from(log.first_packets)),
-                                    Stmt::Log {
-                                        group: log.group,
-                                        snaplen: log.snaplen,
-                                    },
-                                ],
-                            });
-                        }
-                    }
+                    main_rules.extend(answers.iter().cloned());
+                    local_rules = answers;
+                    input_rules = dns_queries(n, rate, log_stmt, false);
                 }
                 // Host mode: answers to the host's own queries arrive
                 // through `input` (they never pass `output`).
-                Hook::Output => local_rules = dns,
+                Hook::Output => local_rules = answers,
             }
         }
     }
@@ -323,12 +312,12 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
             rules: local_rules,
         });
     }
-    if !query_rules.is_empty() {
+    if !input_rules.is_empty() {
         chains.push(ChainDef {
             name: "input".to_string(),
             hook: ChainHook::Input,
             priority: spec.priority,
-            rules: query_rules,
+            rules: input_rules,
         });
     }
     Ruleset {
@@ -336,6 +325,80 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
         sets,
         chains,
     }
+}
+
+/// DNS query logging (`dport 53`, original direction): with
+/// `after_first`, only past the first `n` packets of a flow (the
+/// first-packets rule logs those), at most `rate` a second; without, also
+/// the first `n` in full.
+fn dns_queries(n: u64, rate: u32, log: Stmt, after_first: bool) -> Vec<RuleDef> {
+    let mut out = Vec::new();
+    for proto in [Transport::Udp, Transport::Tcp] {
+        let base = vec![
+            Stmt::Dport {
+                proto,
+                lo: 53,
+                hi: 53,
+            },
+            Stmt::CtDirectionOriginal,
+        ];
+        if !after_first && n > 0 {
+            let mut stmts = base.clone();
+            stmts.extend([Stmt::CtOriginalPacketsLt(n), log.clone()]);
+            out.push(RuleDef {
+                comment: format!("nflog dns queries {} {log}", proto.name()),
+                stmts,
+            });
+        }
+        if rate > 0 {
+            let mut stmts = base;
+            if n > 0 {
+                stmts.push(Stmt::CtOriginalPacketsGe(n));
+            }
+            stmts.extend([Stmt::LimitPerSecond(rate), log.clone()]);
+            out.push(RuleDef {
+                comment: format!(
+                    "nflog dns queries {} after {n} limit {rate} {log}",
+                    proto.name()
+                ),
+                stmts,
+            });
+        }
+    }
+    out
+}
+
+/// DNS answer logging (`sport 53`) in the reply direction of a tracked
+/// flow only: the first `n` packets in full, the rest at most `rate` a
+/// second.
+fn dns_answers(n: u64, rate: u32, log: Stmt) -> Vec<RuleDef> {
+    let mut out = Vec::new();
+    for proto in [Transport::Udp, Transport::Tcp] {
+        let base = vec![Stmt::Sport { proto, port: 53 }, Stmt::CtDirectionReply];
+        if n > 0 {
+            let mut stmts = base.clone();
+            stmts.extend([Stmt::CtReplyPacketsLt(n), log.clone()]);
+            out.push(RuleDef {
+                comment: format!("nflog dns answers {} {log}", proto.name()),
+                stmts,
+            });
+        }
+        if rate > 0 {
+            let mut stmts = base;
+            if n > 0 {
+                stmts.push(Stmt::CtReplyPacketsGe(n));
+            }
+            stmts.extend([Stmt::LimitPerSecond(rate), log.clone()]);
+            out.push(RuleDef {
+                comment: format!(
+                    "nflog dns answers {} after {n} limit {rate} {log}",
+                    proto.name()
+                ),
+                stmts,
+            });
+        }
+    }
+    out
 }
 
 fn render_rule(rule: &RuleSpec, enforce: bool, sets: &mut Vec<SetDef>, out: &mut Vec<RuleDef>) {
@@ -389,6 +452,7 @@ fn render_rule(rule: &RuleSpec, enforce: bool, sets: &mut Vec<SetDef>, out: &mut
                 timeout: true,
                 v4: Vec::new(),
                 v6: Vec::new(),
+                size: Some(DYN_SET_SIZE),
             });
             let base = vec![
                 Stmt::NfProto(fam),
@@ -407,6 +471,7 @@ fn render_rule(rule: &RuleSpec, enforce: bool, sets: &mut Vec<SetDef>, out: &mut
                 timeout: true,
                 v4: Vec::new(),
                 v6: Vec::new(),
+                size: Some(DYN_SET_SIZE),
             });
             let mut base = vec![Stmt::NfProto(fam)];
             base.extend(src_prefix.iter().cloned());
@@ -490,6 +555,7 @@ fn interval_set(name: &str, fam: Family, r: &geofence_geo::IpRanges) -> SetDef {
         timeout: false,
         v4,
         v6,
+        size: None,
     }
 }
 
@@ -560,7 +626,12 @@ impl fmt::Display for Stmt {
             Stmt::Dport { proto, lo, hi } => write!(f, "{} dport {lo}-{hi}", proto.name()),
             Stmt::Sport { proto, port } => write!(f, "{} sport {port}", proto.name()),
             Stmt::CtDirectionOriginal => f.write_str("ct direction original"),
+            Stmt::CtDirectionReply => f.write_str("ct direction reply"),
             Stmt::CtOriginalPacketsLt(n) => write!(f, "ct original packets < {n}"),
+            Stmt::CtOriginalPacketsGe(n) => write!(f, "ct original packets >= {n}"),
+            Stmt::CtReplyPacketsLt(n) => write!(f, "ct reply packets < {n}"),
+            Stmt::CtReplyPacketsGe(n) => write!(f, "ct reply packets >= {n}"),
+            Stmt::LimitPerSecond(n) => write!(f, "limit rate {n}/second burst {n} packets"),
             Stmt::Counter => f.write_str("counter"),
             Stmt::Log { group, snaplen } => write!(f, "log group {group} snaplen {snaplen}"),
             Stmt::Drop => f.write_str("drop"),
@@ -592,6 +663,9 @@ impl fmt::Display for SetDef {
             (true, false) => writeln!(f, "\t\tflags interval")?,
             (false, true) => writeln!(f, "\t\tflags timeout")?,
             (false, false) => {}
+        }
+        if let Some(n) = self.size {
+            writeln!(f, "\t\tsize {n}")?;
         }
         if self.range_count() > 0 {
             f.write_str("\t\telements = { ")?;

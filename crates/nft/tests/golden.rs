@@ -22,6 +22,7 @@ fn gateway() -> RulesetSpec {
             first_packets: 4,
             snaplen: 256,
             dns_answers: true,
+            dns_rate_per_sec: geofence_nft::model::DNS_RATE_PER_SEC,
         }),
         rules: vec![
             RuleSpec {
@@ -71,6 +72,7 @@ fn host_monitor() -> RulesetSpec {
             first_packets: 6,
             snaplen: 512,
             dns_answers: true,
+            dns_rate_per_sec: geofence_nft::model::DNS_RATE_PER_SEC,
         }),
         rules: vec![RuleSpec {
             index: 4,
@@ -148,11 +150,34 @@ fn monitor_mode_has_no_verdicts_but_keeps_sets_and_capture() {
         .iter()
         .find(|c| c.hook == ChainHook::Input)
         .expect("input chain");
-    assert_eq!(input.rules.len(), 2);
+    assert_eq!(input.rules.len(), 4);
     assert!(input.rules.iter().all(|r| r
         .stmts
         .iter()
         .any(|s| matches!(s, Stmt::Sport { port: 53, .. }))));
+    // Answers are logged only as the reply direction of a tracked flow.
+    assert!(input
+        .rules
+        .iter()
+        .all(|r| r.stmts.contains(&Stmt::CtDirectionReply)));
+    // Every DNS rule is bounded: per flow (first packets) or by a rate.
+    for r in rs.chains.iter().flat_map(|c| &c.rules) {
+        if r.stmts.iter().any(|s| {
+            matches!(
+                s,
+                Stmt::Sport { port: 53, .. } | Stmt::Dport { lo: 53, hi: 53, .. }
+            )
+        }) {
+            assert!(
+                r.stmts
+                    .iter()
+                    .any(|s| matches!(s, Stmt::CtReplyPacketsLt(_) | Stmt::LimitPerSecond(_))),
+                "unbounded DNS log rule: {r}"
+            );
+        }
+    }
+    // Dynamic sets have a size.
+    assert!(rs.sets.iter().all(|s| s.size.is_some()));
     let mut enforcing = host_monitor();
     enforcing.enforce = true;
     let rs = render(&enforcing);

@@ -343,6 +343,7 @@ pub fn ruleset_spec(
             first_packets: FIRST_PACKETS,
             snaplen: SNAPLEN,
             dns_answers: true,
+            dns_rate_per_sec: geofence_nft::model::DNS_RATE_PER_SEC,
         }),
         rules,
     }
