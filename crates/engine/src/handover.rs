@@ -94,7 +94,7 @@ mod tests {
         let c = Ipv4Addr::new(10, 0, 0, 5);
         let r = Ipv4Addr::new(198, 51, 100, 53);
         let mut k = KernelView::new(8);
-        let mut seen = |k: &mut KernelView, f: Vec<u8>| {
+        let seen = |k: &mut KernelView, f: Vec<u8>| {
             let p = decode(LinkType::Ethernet, &f).expect("frame");
             k.delivers(&p, 1)
         };
