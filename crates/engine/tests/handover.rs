@@ -13,7 +13,7 @@ use geofence_geo::GeoDb;
 use geofence_policy::Action;
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::pcap::udp_v4;
-use geofence_testkit::wire::dns_response;
+use geofence_testkit::wire::{dns_query, dns_response};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 77);
@@ -117,17 +117,42 @@ fn simulated_handover_drops_what_the_kernel_would_not_log() {
             &mut ev,
         );
     }
-    // A DNS answer is logged whatever the count.
+    // DNS answers in the reply direction of a flow the client started are
+    // logged whatever the count (past the first packets at a rate the
+    // simulation does not model).
+    let resolver = Ipv4Addr::new(198, 51, 100, 53);
     let ans = dns_response(0x1234, "example.org", 1, &[SERVER.into()], 60, false);
+    e.process_frame(
+        t0 + 99,
+        LinkType::Ethernet,
+        &udp_v4(
+            CLIENT,
+            40000,
+            resolver,
+            53,
+            &dns_query(0x1234, "example.org", 1),
+        ),
+        &mut ev,
+    );
     for i in 0..10u64 {
         e.process_frame(
             t0 + 100 + i,
             LinkType::Ethernet,
-            &udp_v4(Ipv4Addr::new(198, 51, 100, 53), 53, CLIENT, 40000, &ans),
+            &udp_v4(resolver, 53, CLIENT, 40000, &ans),
+            &mut ev,
+        );
+    }
+    // Answers nobody asked for start a connection of their own: only its
+    // first packets are logged.
+    for i in 0..10u64 {
+        e.process_frame(
+            t0 + 200 + i,
+            LinkType::Ethernet,
+            &udp_v4(resolver, 53, CLIENT, 40001, &ans),
             &mut ev,
         );
     }
     let s = e.stats();
-    assert_eq!(s.skipped_not_handed_over, 40 - 7);
-    assert_eq!(s.packets, 7 + 10);
+    assert_eq!(s.skipped_not_handed_over, 40 - 7 + 3);
+    assert_eq!(s.packets, 7 + 1 + 10 + 7);
 }
