@@ -13,6 +13,11 @@
 //!                                                    "ok ROUNDS", "refused", "timeout" or "cut N after_ms M"
 //! gf-e2e-probe udp-server ADDR:PORT SECS              count datagrams; prints "received N"
 //! gf-e2e-probe udp-send ADDR:PORT COUNT GAP_MS KIND [SRC]   KIND = zoom (Zoom SFU media header) | plain; SRC = source address
+//! gf-e2e-probe sink ADDR:PORT SECS                    accept TCP and receive UDP on ADDR:PORT, discard
+//! gf-e2e-probe send-flows FILE                        send the client side of recorded flows (JSON lines
+//!                                                    {proto, dst, port, payloads: [hex]}), one after another
+//! gf-e2e-probe capture IFACE FILE SECS                write what IFACE sees to a pcap file (libpcap),
+//!                                                    until SECS pass or FILE.stop exists
 //! ```
 //! Exit status: 0 = ok, 2 = refused, 3 = timeout or cut, 1 = usage or error.
 
@@ -38,8 +43,46 @@ fn sock(s: &str) -> Result<SocketAddr, String> {
 
 fn run(a: &[String]) -> Result<i32, String> {
     let cmd = arg(a, 1)?;
+    match cmd {
+        "send-flows" => return send_flows(arg(a, 2)?),
+        "capture" => return capture(arg(a, 2)?, arg(a, 3)?, num(arg(a, 4)?)?),
+        _ => {}
+    }
     let addr = sock(arg(a, 2)?)?;
     match cmd {
+        "sink" => {
+            let secs = num(arg(a, 3)?)?;
+            let l = TcpListener::bind(addr).map_err(|e| e.to_string())?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let u = UdpSocket::bind(addr).map_err(|e| e.to_string())?;
+            u.set_nonblocking(true).map_err(|e| e.to_string())?;
+            println!("listening");
+            let end = Instant::now() + Duration::from_secs(secs);
+            let mut buf = [0u8; 65536];
+            while Instant::now() < end {
+                let mut idle = true;
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        idle = false;
+                        std::thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                            let mut b = [0u8; 4096];
+                            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+                        });
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+                while u.recv_from(&mut buf).is_ok() {
+                    idle = false;
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            Ok(0)
+        }
         "dns-server" => {
             let secs = num(arg(a, 3)?)?;
             let mut names = Vec::new();
@@ -280,4 +323,92 @@ fn main() {
             std::process::exit(1)
         }
     }
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 {
+        return Err("odd hex".into());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Sends the client side of recorded flows, one flow after another: TCP
+/// payloads over a real connection (each written as its own segment),
+/// UDP payloads as datagrams from one socket per flow.
+fn send_flows(file: &str) -> Result<i32, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+    let mut sent = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let dst: IpAddr = v["dst"]
+            .as_str()
+            .ok_or("dst")?
+            .parse()
+            .map_err(|_| "bad dst")?;
+        let port = v["port"].as_u64().ok_or("port")? as u16;
+        let payloads: Vec<Vec<u8>> = v["payloads"]
+            .as_array()
+            .ok_or("payloads")?
+            .iter()
+            .map(|p| unhex(p.as_str().unwrap_or("")))
+            .collect::<Result<_, _>>()?;
+        let to = SocketAddr::new(dst, port);
+        match v["proto"].as_str() {
+            Some("tcp") => {
+                let Ok(mut s) = TcpStream::connect_timeout(&to, Duration::from_millis(300)) else {
+                    continue;
+                };
+                let _ = s.set_nodelay(true);
+                for p in &payloads {
+                    if s.write_all(p).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Some("udp") => {
+                let bind: SocketAddr = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+                    .parse()
+                    .map_err(|_| "bind")?;
+                let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+                for p in &payloads {
+                    let _ = s.send_to(p, to);
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            }
+            _ => return Err("proto".into()),
+        }
+        sent += 1;
+    }
+    println!("sent {sent}");
+    Ok(0)
+}
+
+/// Writes every packet IFACE sees to a pcap file, for SECS seconds or until
+/// FILE.stop exists.
+fn capture(iface: &str, file: &str, secs: u64) -> Result<i32, String> {
+    let mut cap = pcap::Capture::from_device(iface)
+        .map_err(|e| e.to_string())?
+        .immediate_mode(true)
+        .snaplen(65535)
+        .timeout(50)
+        .open()
+        .map_err(|e| e.to_string())?;
+    let mut out = cap.savefile(file).map_err(|e| e.to_string())?;
+    println!("listening");
+    let stop = std::path::PathBuf::from(format!("{file}.stop"));
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end && !stop.exists() {
+        match cap.next_packet() {
+            Ok(p) => out.write(&p),
+            Err(pcap::Error::TimeoutExpired) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(0)
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use geofence_act::{act, Actions, Enforcement, Settings};
 use geofence_classify::sigdb::SignatureDb;
 use geofence_decode::PcapReader;
-use geofence_engine::{Engine, EngineConfig, FlowReport};
+use geofence_engine::{Engine, EngineConfig, Event, FlowReport};
 use geofence_geo::GeoDb;
 use geofence_policy::{CaptureKind, Config, ConfigError, Policy};
 use serde::Serialize;
@@ -155,6 +155,21 @@ pub struct ReplayFlow {
     /// it); `static`: the static sets stop it from its first packet;
     /// `monitor`: blocked by policy, not enforced; `none`.
     pub kernel: Enforcement,
+    /// The engine decided the flow while it ran (the daemon would have
+    /// acted and alerted then); `false` for a label given only when the
+    /// capture ended (a tentative label on a flow shorter than what the
+    /// kernel hands over), which the live daemon never acts on.
+    pub decided: bool,
+}
+
+/// A flow's identity in reports: protocol and both endpoints.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowId(&'static str, IpAddr, u16, IpAddr, u16);
+
+impl FlowId {
+    fn of(r: &FlowReport) -> FlowId {
+        FlowId(r.proto, r.src_ip, r.src_port, r.dest_ip, r.dest_port)
+    }
 }
 
 /// Replays a capture through the daemon's pipeline: in NFLOG mode only the
@@ -194,6 +209,23 @@ pub fn replay_file(
     let mut blocked: HashSet<(IpAddr, IpAddr)> = HashSet::new();
     // Server-wide blocks (every client), from family-crossing DNS answers.
     let mut blocked_any: HashSet<IpAddr> = HashSet::new();
+    // Flows the engine labelled while running (5-tuple as reported).
+    let mut decided: HashSet<FlowId> = HashSet::new();
+    // Every event goes through the action stage, as in the daemon.
+    let mut record = |events: &mut Vec<Event>| {
+        for ev in events.drain(..) {
+            if let Event::Labelled { report, .. } | Event::AllTraffic { report, .. } = &ev {
+                decided.insert(FlowId::of(report));
+            }
+            if let Actions::Block { block, .. } = act(&ev, &settings, false) {
+                match block.elem.src {
+                    Some(src) => blocked.insert((src, block.elem.dst)),
+                    None => blocked_any.insert(block.elem.dst),
+                };
+            }
+        }
+    };
+    let mut last_ts = 0u64;
     let mut events = Vec::new();
     loop {
         let pkt = match reader.next_packet() {
@@ -210,16 +242,15 @@ pub fn replay_file(
             }
         };
         engine.process_frame(pkt.ts_nanos, pkt.link, pkt.data, &mut events);
-        for ev in events.drain(..) {
-            let Actions::Block { block, .. } = act(&ev, &settings, false) else {
-                continue;
-            };
-            match block.elem.src {
-                Some(src) => blocked.insert((src, block.elem.dst)),
-                None => blocked_any.insert(block.elem.dst),
-            };
-        }
+        last_ts = last_ts.max(pkt.ts_nanos);
+        record(&mut events);
     }
+    // The daemon sweeps once its capture has been idle for a second
+    // (labelling flows that share an identified client socket): so does
+    // replay at the end of the capture, before the remaining flows end.
+    engine.sweep(last_ts.saturating_add(1_000_000_000), &mut events);
+    record(&mut events);
+    drop(record);
     let statics = plan::StaticLayer::new(&loaded.policy, &loaded.sigs);
     let flows = engine
         .finish()
@@ -244,7 +275,12 @@ pub fn replay_file(
             } else {
                 Enforcement::None
             };
-            ReplayFlow { report: r, kernel }
+            let decided = decided.contains(&FlowId::of(&r));
+            ReplayFlow {
+                report: r,
+                kernel,
+                decided,
+            }
         })
         .collect();
     Ok((flows, engine.stats()))
