@@ -250,7 +250,6 @@ pub fn replay_file(
     // replay at the end of the capture, before the remaining flows end.
     engine.sweep(last_ts.saturating_add(1_000_000_000), &mut events);
     record(&mut events);
-    drop(record);
     let statics = plan::StaticLayer::new(&loaded.policy, &loaded.sigs);
     let flows = engine
         .finish()
