@@ -11,7 +11,8 @@
 //! gf-e2e-probe tls-client ADDR:PORT SNI ROUNDS        connect, send a TLS ClientHello with SNI, then
 //!                                                    ROUNDS line echoes 100 ms apart; prints
 //!                                                    "ok ROUNDS", "refused", "timeout" or "cut N after_ms M"
-//! gf-e2e-probe udp-server ADDR:PORT SECS              count datagrams; prints "received N"
+//! gf-e2e-probe udp-server ADDR:PORT SECS              count datagrams for SECS (and while they keep
+//!                                                    arriving); prints "received N"
 //! gf-e2e-probe udp-send ADDR:PORT COUNT GAP_MS KIND [SRC]   KIND = zoom (Zoom SFU media header) | plain; SRC = source address
 //! gf-e2e-probe sink ADDR:PORT SECS                    accept TCP and receive UDP on ADDR:PORT, discard
 //! gf-e2e-probe send-flows FILE                        send the client side of recorded flows (JSON lines
@@ -271,9 +272,13 @@ fn run(a: &[String]) -> Result<i32, String> {
             let end = Instant::now() + Duration::from_secs(secs);
             let mut n = 0u64;
             let mut buf = [0u8; 2048];
-            while Instant::now() < end {
+            let mut last = Instant::now();
+            // Past SECS, keep counting while datagrams still arrive (a
+            // sender slowed down by a loaded machine is not a loss).
+            while Instant::now() < end || last.elapsed() < Duration::from_millis(500) {
                 if s.recv_from(&mut buf).is_ok() {
                     n += 1;
+                    last = Instant::now();
                 }
             }
             println!("received {n}");
