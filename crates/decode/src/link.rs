@@ -18,6 +18,18 @@ pub enum LinkType {
     Ipv6,
     /// BSD loopback: 4-byte address family, then IP (DLT 0 and 108).
     Null,
+    /// PPP, with or without HDLC-like address and control bytes (DLT 9).
+    Ppp,
+    /// PPP in HDLC-like framing, or Cisco HDLC (DLT 50).
+    PppHdlc,
+    /// PPPoE: each frame starts with a PPPoE session header (DLT 51).
+    PppEther,
+    /// Cisco HDLC: address, control, Ethernet type (DLT 104).
+    CiscoHdlc,
+    /// pppd's framing: direction byte, control 0x03, PPP protocol (DLT 166).
+    PppPppd,
+    /// A direction byte, then PPP (DLT 204).
+    PppWithDir,
     /// Anything else; [`crate::decode`] skips such frames as not IP.
     Other(u32),
 }
@@ -33,6 +45,12 @@ impl LinkType {
             228 => LinkType::Ipv4,
             229 => LinkType::Ipv6,
             276 => LinkType::LinuxSll2,
+            9 => LinkType::Ppp,
+            50 => LinkType::PppHdlc,
+            51 => LinkType::PppEther,
+            104 => LinkType::CiscoHdlc,
+            166 => LinkType::PppPppd,
+            204 => LinkType::PppWithDir,
             other => LinkType::Other(other),
         }
     }
@@ -47,6 +65,12 @@ impl LinkType {
             LinkType::Ipv4 => 228,
             LinkType::Ipv6 => 229,
             LinkType::LinuxSll2 => 276,
+            LinkType::Ppp => 9,
+            LinkType::PppHdlc => 50,
+            LinkType::PppEther => 51,
+            LinkType::CiscoHdlc => 104,
+            LinkType::PppPppd => 166,
+            LinkType::PppWithDir => 204,
             LinkType::Other(n) => n,
         }
     }
@@ -58,7 +82,9 @@ mod tests {
 
     #[test]
     fn dlt_round_trip() {
-        for dlt in [0u32, 1, 101, 113, 228, 229, 276, 147, 9999] {
+        for dlt in [
+            0u32, 1, 9, 50, 51, 101, 104, 113, 166, 204, 228, 229, 276, 147, 9999,
+        ] {
             assert_eq!(LinkType::from_dlt(dlt).to_dlt(), dlt);
         }
         assert_eq!(LinkType::from_dlt(12), LinkType::RawIp);

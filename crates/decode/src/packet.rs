@@ -1,8 +1,11 @@
-//! Frame decoding: link layer -> IPv4/IPv6 -> TCP/UDP (-> GTP-U inner packet).
+//! Frame decoding: link layer (-> PPP/PPPoE/MPLS) -> IPv4/IPv6 -> TCP/UDP, and the
+//! configured network-layer tunnels (GTP-U, GRE, IP-in-IP, VXLAN, Geneve) down to the
+//! inner packet.
 //!
 //! The decoder chains `etherparse` header slices (no aggregate `SlicedPacket`), which
 //! keeps it at a few nanoseconds per packet. Every access is bounds-checked through
-//! `get`, so no input can make it panic.
+//! `get`, so no input can make it panic, and nesting is bounded
+//! ([`MAX_TUNNEL_DEPTH`]), so no input can make it recurse without end.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -11,10 +14,9 @@ use etherparse::{
     Ipv6HeaderSlice, Ipv6RawExtHeaderSlice, SingleVlanHeaderSlice, TcpHeaderSlice, UdpHeaderSlice,
 };
 
+use crate::ppp::{self, MplsNext, PppNext};
+use crate::tunnel::{self, be16, Tunnel, TunnelKind, TunnelSet};
 use crate::LinkType;
-
-/// UDP port of GTP-U (3GPP TS 29.281); such datagrams are decoded as their inner packet.
-pub const GTPU_PORT: u16 = 2152;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86DD;
@@ -22,18 +24,24 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88A8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 const ETHERTYPE_QINQ_OLD2: u16 = 0x9200;
+/// Transparent Ethernet bridging (an Ethernet frame inside GRE or Geneve).
+const ETHERTYPE_TEB: u16 = 0x6558;
 /// Most VLAN tags followed (etherparse's own limit is 3 link extensions).
 const MAX_VLAN_TAGS: usize = 3;
 /// Most IPv6 extension headers followed before giving up.
 const MAX_IPV6_EXTS: usize = 8;
-/// Most GTP-U extension headers followed.
-const MAX_GTP_EXTS: usize = 8;
+/// Most network-layer tunnels opened inside one another; deeper packets are
+/// [`Skip::TooDeep`].
+pub const MAX_TUNNEL_DEPTH: u8 = 4;
 
+const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_GRE: u8 = 47;
 
 /// Transport protocol of a decoded packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
     /// TCP (IP protocol 6).
     Tcp,
@@ -63,7 +71,7 @@ pub struct TcpInfo {
 /// A decoded TCP or UDP packet; `payload` borrows from the frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Packet<'a> {
-    /// Source address (of the inner packet for GTP-U).
+    /// Source address (of the innermost packet when decoded from a tunnel).
     pub src: IpAddr,
     /// Destination address.
     pub dst: IpAddr,
@@ -85,43 +93,67 @@ pub struct Packet<'a> {
     /// Length of the IP packet per its header (total length, or 40 + payload length
     /// for IPv6); the captured length when the header says 0 (TSO/jumbo).
     pub ip_len: u32,
+    /// The outermost network-layer tunnel this packet came out of, `None` for a
+    /// packet that was not tunnelled (link-level PPP, PPPoE and MPLS do not count).
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Why a frame yields no [`Packet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Skip {
-    /// Not IPv4/IPv6 (ARP, LLDP, unknown link type ...).
+    /// Not IPv4/IPv6 (ARP, LLDP, PPP control, unknown link type ...).
     NotIp,
-    /// IP, but neither TCP nor UDP (ICMP, ESP, ...).
+    /// IP, but neither TCP nor UDP (ICMP, ESP, a tunnel that is not enabled, ...).
     NotTcpUdp,
-    /// A non-first IP fragment: it carries no transport header.
+    /// A non-first IP fragment (it carries no transport header), or a fragment of
+    /// a tunnel packet (its inner packet is incomplete).
     Fragment,
     /// A header is cut short or inconsistent.
     Malformed,
+    /// More than [`MAX_TUNNEL_DEPTH`] tunnels inside one another.
+    TooDeep,
 }
 
-/// Decodes one captured frame of link type `link`.
+/// Decoding choices that are configuration, not facts of the frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Network-layer tunnels to decapsulate (none by default).
+    pub tunnels: TunnelSet,
+}
+
+/// Decodes one captured frame of link type `link`, with no network-layer tunnel
+/// decapsulated (a GTP-U datagram stays a UDP packet; GRE and IP-in-IP are
+/// [`Skip::NotTcpUdp`]). See [`decode_with`].
+pub fn decode(link: LinkType, data: &[u8]) -> Result<Packet<'_>, Skip> {
+    decode_with(link, data, DecodeOptions::default())
+}
+
+/// Decodes one captured frame of link type `link`, opening the tunnels `opts`
+/// enables.
 ///
 /// Lax about truncation: as long as the transport header is present the packet is
 /// returned, with `payload_truncated` set if the IP header announces more bytes.
-pub fn decode(link: LinkType, data: &[u8]) -> Result<Packet<'_>, Skip> {
+pub fn decode_with(link: LinkType, data: &[u8], opts: DecodeOptions) -> Result<Packet<'_>, Skip> {
+    let cx = Ctx {
+        tunnels: opts.tunnels,
+        vlan: None,
+        depth: 0,
+        tunnel: None,
+        truncated: false,
+    };
     match link {
-        LinkType::Ethernet => {
-            let eth = Ethernet2HeaderSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
-            let rest = data.get(eth.slice().len()..).ok_or(Skip::Malformed)?;
-            by_ethertype(eth.ether_type().0, rest)
-        }
+        LinkType::Ethernet => ethernet(data, cx),
         LinkType::LinuxSll => {
             let proto = be16(data, 14).ok_or(Skip::Malformed)?;
-            by_ethertype(proto, data.get(16..).ok_or(Skip::Malformed)?)
+            by_ethertype(proto, data.get(16..).ok_or(Skip::Malformed)?, cx)
         }
         LinkType::LinuxSll2 => {
             let proto = be16(data, 0).ok_or(Skip::Malformed)?;
-            by_ethertype(proto, data.get(20..).ok_or(Skip::Malformed)?)
+            by_ethertype(proto, data.get(20..).ok_or(Skip::Malformed)?, cx)
         }
-        LinkType::RawIp => by_version(data, None, 0),
-        LinkType::Ipv4 => ipv4(data, None, 0),
-        LinkType::Ipv6 => ipv6(data, None, 0),
+        LinkType::RawIp => by_version(data, cx),
+        LinkType::Ipv4 => ipv4(data, cx),
+        LinkType::Ipv6 => ipv6(data, cx),
         LinkType::Null => {
             let fam: [u8; 4] = data
                 .get(..4)
@@ -134,25 +166,54 @@ pub fn decode(link: LinkType, data: &[u8]) -> Result<Packet<'_>, Skip> {
             // 28 (FreeBSD), 30 (Darwin), 23 (Windows).
             let is_v6 = |f: u32| matches!(f, 10 | 23 | 24 | 28 | 30);
             if le == 2 || be == 2 {
-                ipv4(rest, None, 0)
+                ipv4(rest, cx)
             } else if is_v6(le) || is_v6(be) {
-                ipv6(rest, None, 0)
+                ipv6(rest, cx)
             } else {
                 Err(Skip::NotIp)
             }
+        }
+        LinkType::Ppp | LinkType::PppHdlc => match ppp::cisco_hdlc(data) {
+            // DLT 50 also carries Cisco HDLC frames
+            Some((proto, rest)) if link == LinkType::PppHdlc => by_ethertype(proto, rest, cx),
+            _ => ppp_frame(data, cx),
+        },
+        LinkType::PppEther => pppoe(data, cx),
+        // a direction byte, then PPP (with or without address and control)
+        LinkType::PppWithDir => ppp_frame(data.get(1..).ok_or(Skip::Malformed)?, cx),
+        // pppd's own framing: the address byte is the direction, then control 0x03
+        LinkType::PppPppd => match data {
+            [_, 0x03, rest @ ..] => ppp_frame(rest, cx),
+            _ => ppp_frame(data, cx),
+        },
+        LinkType::CiscoHdlc => {
+            let (proto, rest) = ppp::cisco_hdlc(data).ok_or(Skip::Malformed)?;
+            by_ethertype(proto, rest, cx)
         }
         LinkType::Other(_) => Err(Skip::NotIp),
     }
 }
 
-#[inline]
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let b = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+/// Decoding context carried from the outer layers to the inner ones.
+#[derive(Clone, Copy)]
+struct Ctx {
+    tunnels: TunnelSet,
+    vlan: Option<u16>,
+    /// Network-layer tunnels opened so far.
+    depth: u8,
+    /// The outermost tunnel opened, if any.
+    tunnel: Option<Tunnel>,
+    /// An outer layer was cut short.
+    truncated: bool,
 }
 
-fn by_ethertype(mut ether_type: u16, mut rest: &[u8]) -> Result<Packet<'_>, Skip> {
-    let mut vlan = None;
+fn ethernet(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
+    let eth = Ethernet2HeaderSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
+    let rest = data.get(eth.slice().len()..).ok_or(Skip::Malformed)?;
+    by_ethertype(eth.ether_type().0, rest, cx)
+}
+
+fn by_ethertype(mut ether_type: u16, mut rest: &[u8], mut cx: Ctx) -> Result<Packet<'_>, Skip> {
     let mut tags = 0;
     while matches!(
         ether_type,
@@ -162,30 +223,53 @@ fn by_ethertype(mut ether_type: u16, mut rest: &[u8]) -> Result<Packet<'_>, Skip
             return Err(Skip::NotIp);
         }
         let tag = SingleVlanHeaderSlice::from_slice(rest).map_err(|_| Skip::Malformed)?;
-        if vlan.is_none() {
-            vlan = Some(tag.vlan_identifier().value());
+        if cx.vlan.is_none() {
+            cx.vlan = Some(tag.vlan_identifier().value());
         }
         ether_type = tag.ether_type().0;
         rest = rest.get(tag.slice().len()..).ok_or(Skip::Malformed)?;
         tags += 1;
     }
     match ether_type {
-        ETHERTYPE_IPV4 => ipv4(rest, vlan, 0),
-        ETHERTYPE_IPV6 => ipv6(rest, vlan, 0),
+        ETHERTYPE_IPV4 => ipv4(rest, cx),
+        ETHERTYPE_IPV6 => ipv6(rest, cx),
+        ppp::ETHERTYPE_PPPOE_SESSION => pppoe(rest, cx),
+        ppp::ETHERTYPE_MPLS | ppp::ETHERTYPE_MPLS_MC => mpls(rest, cx),
         _ => Err(Skip::NotIp),
     }
 }
 
-fn by_version(data: &[u8], vlan: Option<u16>, depth: u8) -> Result<Packet<'_>, Skip> {
+fn pppoe(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
+    ppp_frame(ppp::pppoe_session(data).ok_or(Skip::Malformed)?, cx)
+}
+
+fn ppp_frame(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
+    match ppp::ppp(data).ok_or(Skip::Malformed)? {
+        (PppNext::Ipv4, rest) => ipv4(rest, cx),
+        (PppNext::Ipv6, rest) => ipv6(rest, cx),
+        (PppNext::Mpls, rest) => mpls(rest, cx),
+        (PppNext::Other, _) => Err(Skip::NotIp),
+    }
+}
+
+fn mpls(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
+    match ppp::mpls(data).ok_or(Skip::Malformed)? {
+        (MplsNext::Ipv4, rest) => ipv4(rest, cx),
+        (MplsNext::Ipv6, rest) => ipv6(rest, cx),
+        (MplsNext::Other, _) => Err(Skip::NotIp),
+    }
+}
+
+fn by_version(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
     match data.first().map(|b| b >> 4) {
-        Some(4) => ipv4(data, vlan, depth),
-        Some(6) => ipv6(data, vlan, depth),
+        Some(4) => ipv4(data, cx),
+        Some(6) => ipv6(data, cx),
         Some(_) => Err(Skip::NotIp),
         None => Err(Skip::Malformed),
     }
 }
 
-/// Where the IP payload ends: `(end, truncated, ip_len)` for a header announcing
+/// Where the IP payload ends: `(end, truncated)` for a header announcing
 /// `announced` bytes of which `present` are captured. 0 means "unknown" (TSO/jumbo).
 #[inline]
 fn clamp_len(announced: usize, present: usize) -> (usize, bool) {
@@ -198,7 +282,7 @@ fn clamp_len(announced: usize, present: usize) -> (usize, bool) {
     }
 }
 
-fn ipv4(data: &[u8], vlan: Option<u16>, depth: u8) -> Result<Packet<'_>, Skip> {
+fn ipv4(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
     let h = Ipv4HeaderSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
     if h.fragments_offset().value() != 0 {
         return Err(Skip::Fragment);
@@ -214,16 +298,15 @@ fn ipv4(data: &[u8], vlan: Option<u16>, depth: u8) -> Result<Packet<'_>, Skip> {
     let net = Net {
         src: IpAddr::V4(Ipv4Addr::from(h.source())),
         dst: IpAddr::V4(Ipv4Addr::from(h.destination())),
-        truncated,
+        truncated: truncated || cx.truncated,
         first_fragment: h.more_fragments(),
-        vlan,
         ip_len: u32::try_from(ip_len).unwrap_or(u32::MAX),
-        depth,
+        cx,
     };
     transport(h.protocol().0, l4, net)
 }
 
-fn ipv6(data: &[u8], vlan: Option<u16>, depth: u8) -> Result<Packet<'_>, Skip> {
+fn ipv6(data: &[u8], cx: Ctx) -> Result<Packet<'_>, Skip> {
     let h = Ipv6HeaderSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
     let after = data.get(h.slice().len()..).ok_or(Skip::Malformed)?;
     let plen = usize::from(h.payload_length());
@@ -260,11 +343,10 @@ fn ipv6(data: &[u8], vlan: Option<u16>, depth: u8) -> Result<Packet<'_>, Skip> {
     let net = Net {
         src: IpAddr::V6(Ipv6Addr::from(h.source())),
         dst: IpAddr::V6(Ipv6Addr::from(h.destination())),
-        truncated,
+        truncated: truncated || cx.truncated,
         first_fragment,
-        vlan,
         ip_len: u32::try_from(if plen == 0 { data.len() } else { 40 + plen }).unwrap_or(u32::MAX),
-        depth,
+        cx,
     };
     transport(next, rest, net)
 }
@@ -275,9 +357,32 @@ struct Net {
     dst: IpAddr,
     truncated: bool,
     first_fragment: bool,
-    vlan: Option<u16>,
     ip_len: u32,
-    depth: u8,
+    cx: Ctx,
+}
+
+impl Net {
+    /// The context for a packet inside a `kind` tunnel carried by this packet, or
+    /// why it cannot be opened.
+    fn enter(&self, kind: TunnelKind) -> Result<Ctx, Skip> {
+        if self.cx.depth >= MAX_TUNNEL_DEPTH {
+            return Err(Skip::TooDeep);
+        }
+        Ok(Ctx {
+            depth: self.cx.depth + 1,
+            tunnel: self.cx.tunnel.or(Some(Tunnel {
+                kind,
+                outer_src: self.src,
+                outer_dst: self.dst,
+            })),
+            truncated: self.truncated,
+            ..self.cx
+        })
+    }
+
+    fn enabled(&self, kind: TunnelKind) -> bool {
+        self.cx.tunnels.contains(kind)
+    }
 }
 
 fn transport(proto: u8, l4: &[u8], net: Net) -> Result<Packet<'_>, Skip> {
@@ -308,8 +413,9 @@ fn transport(proto: u8, l4: &[u8], net: Net) -> Result<Packet<'_>, Skip> {
                 }),
                 payload,
                 payload_truncated: net.truncated || net.first_fragment,
-                vlan: net.vlan,
+                vlan: net.cx.vlan,
                 ip_len: net.ip_len,
+                tunnel: net.cx.tunnel,
             })
         }
         IPPROTO_UDP => {
@@ -329,9 +435,9 @@ fn transport(proto: u8, l4: &[u8], net: Net) -> Result<Packet<'_>, Skip> {
                 (after, true)
             };
             let (sport, dport) = (u.source_port(), u.destination_port());
-            if net.depth == 0 && !net.first_fragment && (dport == GTPU_PORT || sport == GTPU_PORT) {
-                if let Some(inner) = gtpu_inner(payload) {
-                    return by_version(inner, net.vlan, net.depth + 1);
+            if !net.first_fragment {
+                if let Some(inner) = udp_tunnel(&net, sport, dport, payload) {
+                    return inner;
                 }
             }
             Ok(Packet {
@@ -343,12 +449,76 @@ fn transport(proto: u8, l4: &[u8], net: Net) -> Result<Packet<'_>, Skip> {
                 tcp: None,
                 payload,
                 payload_truncated: truncated,
-                vlan: net.vlan,
+                vlan: net.cx.vlan,
                 ip_len: net.ip_len,
+                tunnel: net.cx.tunnel,
             })
+        }
+        IPPROTO_IPIP | IPPROTO_IPV6 if net.enabled(TunnelKind::Ipip) => {
+            if net.first_fragment {
+                return Err(Skip::Fragment);
+            }
+            let cx = net.enter(TunnelKind::Ipip)?;
+            if proto == IPPROTO_IPIP {
+                ipv4(l4, cx)
+            } else {
+                ipv6(l4, cx)
+            }
+        }
+        IPPROTO_GRE if net.enabled(TunnelKind::Gre) => {
+            if net.first_fragment {
+                return Err(Skip::Fragment);
+            }
+            let (ether_type, inner) = tunnel::gre_inner(l4).ok_or(Skip::NotTcpUdp)?;
+            let cx = net.enter(TunnelKind::Gre)?;
+            match ether_type {
+                tunnel::GRE_PPP => ppp_frame(inner, cx),
+                ETHERTYPE_TEB => ethernet(inner, cx),
+                _ => by_ethertype(ether_type, inner, cx),
+            }
         }
         _ => Err(Skip::NotTcpUdp),
     }
+}
+
+/// The inner packet of an enabled UDP-port tunnel, or `None` to keep the datagram
+/// as UDP (tunnel not enabled, not this tunnel's header, or an echo/control
+/// message). An inner packet that fails to decode is that failure: it was a
+/// well-formed tunnel header announcing it.
+fn udp_tunnel<'a>(
+    net: &Net,
+    sport: u16,
+    dport: u16,
+    payload: &'a [u8],
+) -> Option<Result<Packet<'a>, Skip>> {
+    if net.enabled(TunnelKind::Gtpu) && (dport == tunnel::GTPU_PORT || sport == tunnel::GTPU_PORT) {
+        let inner = tunnel::gtpu_inner(payload)?;
+        return Some(
+            net.enter(TunnelKind::Gtpu)
+                .and_then(|cx| by_version(inner, cx)),
+        );
+    }
+    if net.enabled(TunnelKind::Vxlan) && dport == tunnel::VXLAN_PORT {
+        let inner = tunnel::vxlan_inner(payload)?;
+        return Some(
+            net.enter(TunnelKind::Vxlan)
+                .and_then(|cx| ethernet(inner, cx)),
+        );
+    }
+    if net.enabled(TunnelKind::Geneve) && dport == tunnel::GENEVE_PORT {
+        let (ether_type, inner) = tunnel::geneve_inner(payload)?;
+        if !matches!(ether_type, ETHERTYPE_TEB | ETHERTYPE_IPV4 | ETHERTYPE_IPV6) {
+            return None;
+        }
+        return Some(net.enter(TunnelKind::Geneve).and_then(|cx| {
+            if ether_type == ETHERTYPE_TEB {
+                ethernet(inner, cx)
+            } else {
+                by_ethertype(ether_type, inner, cx)
+            }
+        }));
+    }
+    None
 }
 
 /// A TCP packet whose options were cut off: fields from the fixed 20-byte header,
@@ -380,40 +550,8 @@ fn tcp_fixed_header<'a>(l4: &'a [u8], net: &Net) -> Result<Packet<'a>, Skip> {
         }),
         payload: &[],
         payload_truncated: true,
-        vlan: net.vlan,
+        vlan: net.cx.vlan,
         ip_len: net.ip_len,
+        tunnel: net.cx.tunnel,
     })
-}
-
-/// The inner IP packet of a GTPv1-U G-PDU, or `None` if `p` is not one (echo,
-/// error indication, other version, garbage): the datagram is then kept as UDP.
-fn gtpu_inner(p: &[u8]) -> Option<&[u8]> {
-    let flags = *p.first()?;
-    // version 1, protocol type GTP (not GTP')
-    if flags >> 5 != 1 || flags & 0x10 == 0 || *p.get(1)? != 0xFF {
-        return None;
-    }
-    let len = usize::from(be16(p, 2)?);
-    let mut off = 8;
-    if flags & 0x07 != 0 {
-        // sequence number, N-PDU number, next extension header type
-        let mut next_ext = *p.get(11)?;
-        off = 12;
-        let mut n = 0;
-        while next_ext != 0 {
-            n += 1;
-            if n > MAX_GTP_EXTS {
-                return None;
-            }
-            let ext_len = usize::from(*p.get(off)?) * 4;
-            if ext_len == 0 {
-                return None;
-            }
-            next_ext = *p.get(off + ext_len - 1)?;
-            off += ext_len;
-        }
-    }
-    let end = (8 + len).min(p.len());
-    let inner = p.get(off..end)?;
-    matches!(inner.first().map(|b| b >> 4), Some(4 | 6)).then_some(inner)
 }

@@ -1,8 +1,14 @@
 //! Streaming reader for classic pcap and pcapng capture files.
 //!
 //! One internal buffer is reused for every record, so steady-state reading does not
-//! allocate. Records larger than [`MAX_RECORD_LEN`] are rejected as an error rather
-//! than trusted, so a corrupt length field cannot make the reader allocate gigabytes.
+//! allocate. A packet record larger than [`MAX_RECORD_LEN`] is never buffered: its
+//! bytes are read past in fixed-size chunks and the record is counted
+//! ([`PcapReader::skipped_records`]), so a corrupt or lying length field (up to 4 GiB)
+//! costs reading time, never memory, and one oversized record does not cost the rest
+//! of the file. A pcapng packet block whose fields contradict its own length is
+//! skipped and counted the same way. Damage to the framing itself (a pcapng block
+//! whose trailing length differs, a header cut short) still ends the file with an
+//! error: past it there is no trustworthy next record.
 
 use std::io::{BufReader, ErrorKind, Read};
 
@@ -72,6 +78,7 @@ pub struct PcapReader<R: Read> {
     r: BufReader<R>,
     buf: Vec<u8>,
     fmt: Format,
+    skipped: u64,
 }
 
 impl<R: Read> std::fmt::Debug for PcapReader<R> {
@@ -136,6 +143,7 @@ impl<R: Read> PcapReader<R> {
         let mut me = PcapReader {
             r: BufReader::with_capacity(64 * 1024, r),
             buf: Vec::with_capacity(4096),
+            skipped: 0,
             fmt: Format::Pcap {
                 link: LinkType::Ethernet,
                 big_endian: false,
@@ -175,7 +183,14 @@ impl<R: Read> PcapReader<R> {
         Ok(me)
     }
 
-    /// The next packet, `Ok(None)` at a clean end of file.
+    /// Packet records skipped so far: larger than [`MAX_RECORD_LEN`], or a pcapng
+    /// packet block whose captured length or interface does not fit.
+    pub fn skipped_records(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The next packet, `Ok(None)` at a clean end of file. Oversized and damaged
+    /// packet records are skipped (and counted), not returned as errors.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, DecodeError> {
         let found = match self.fmt {
             Format::Pcap {
@@ -204,33 +219,36 @@ impl<R: Read> PcapReader<R> {
         big_endian: bool,
         nanos: bool,
     ) -> Result<Option<Found>, DecodeError> {
-        let Some(hdr) = self.read_arr::<16>("record header")? else {
-            return Ok(None);
-        };
-        let secs = u64::from(u32_at(&hdr, 0, big_endian)?);
-        let frac = u64::from(u32_at(&hdr, 4, big_endian)?);
-        let incl = u32_at(&hdr, 8, big_endian)?;
-        let orig_len = u32_at(&hdr, 12, big_endian)?;
-        if incl > MAX_RECORD_LEN {
-            return Err(DecodeError::RecordTooLarge {
-                len: u64::from(incl),
-                limit: MAX_RECORD_LEN,
+        loop {
+            let Some(hdr) = self.read_arr::<16>("record header")? else {
+                return Ok(None);
+            };
+            let secs = u64::from(u32_at(&hdr, 0, big_endian)?);
+            let frac = u64::from(u32_at(&hdr, 4, big_endian)?);
+            let incl = u32_at(&hdr, 8, big_endian)?;
+            let orig_len = u32_at(&hdr, 12, big_endian)?;
+            if incl > MAX_RECORD_LEN {
+                // read past it without buffering; a length beyond the end of the
+                // file ends the file as truncated
+                self.skip(u64::from(incl))?;
+                self.skipped += 1;
+                continue;
+            }
+            let len = incl as usize;
+            self.fill(len, "record")?;
+            let ts_nanos = secs.saturating_mul(1_000_000_000).saturating_add(if nanos {
+                frac
+            } else {
+                frac.saturating_mul(1000)
             });
+            return Ok(Some(Found {
+                start: 0,
+                len,
+                ts_nanos,
+                link,
+                orig_len,
+            }));
         }
-        let len = incl as usize;
-        self.fill(len, "record")?;
-        let ts_nanos = secs.saturating_mul(1_000_000_000).saturating_add(if nanos {
-            frac
-        } else {
-            frac.saturating_mul(1000)
-        });
-        Ok(Some(Found {
-            start: 0,
-            len,
-            ts_nanos,
-            link,
-            orig_len,
-        }))
     }
 
     fn next_pcapng(&mut self) -> Result<Option<Found>, DecodeError> {
@@ -258,10 +276,16 @@ impl<R: Read> PcapReader<R> {
                 continue;
             }
             if body > MAX_BLOCK_BODY {
-                return Err(DecodeError::RecordTooLarge {
-                    len: u64::from(body),
-                    limit: MAX_RECORD_LEN,
-                });
+                if btype == BLOCK_IDB {
+                    return Err(DecodeError::RecordTooLarge {
+                        len: u64::from(body),
+                        limit: MAX_RECORD_LEN,
+                    });
+                }
+                // an oversized packet: read past it, never buffer it
+                self.skip(u64::from(body) + 4)?;
+                self.skipped += 1;
+                continue;
             }
             let body = body as usize;
             self.fill(body + 4, "block")?; // body plus trailing length
@@ -280,20 +304,19 @@ impl<R: Read> PcapReader<R> {
                     } else {
                         u32::from(u16_at(&self.buf, 0, big_endian)?)
                     };
-                    let iface = self.iface(iface_id)?;
+                    let Ok(iface) = self.iface(iface_id) else {
+                        self.skipped += 1;
+                        continue;
+                    };
                     let ts_units = (u64::from(u32_at(&self.buf, 4, big_endian)?) << 32)
                         | u64::from(u32_at(&self.buf, 8, big_endian)?);
                     let caplen = u32_at(&self.buf, 12, big_endian)?;
                     let orig_len = u32_at(&self.buf, 16, big_endian)?;
-                    if caplen > MAX_RECORD_LEN {
-                        return Err(DecodeError::RecordTooLarge {
-                            len: u64::from(caplen),
-                            limit: MAX_RECORD_LEN,
-                        });
-                    }
                     let len = caplen as usize;
-                    if 20 + len > body {
-                        return Err(DecodeError::Malformed("captured length exceeds block"));
+                    if caplen > MAX_RECORD_LEN || 20 + len > body {
+                        // the captured length contradicts the block: damaged
+                        self.skipped += 1;
+                        continue;
                     }
                     let ts_nanos = units_to_nanos(ts_units, iface.res)
                         .saturating_add_signed(iface.offset_secs.saturating_mul(1_000_000_000));
@@ -307,7 +330,10 @@ impl<R: Read> PcapReader<R> {
                 }
                 _ => {
                     // BLOCK_SPB: no interface id (always 0), no timestamp
-                    let iface = self.iface(0)?;
+                    let Ok(iface) = self.iface(0) else {
+                        self.skipped += 1;
+                        continue;
+                    };
                     let orig_len = u32_at(&self.buf, 0, big_endian)?;
                     let mut len = (orig_len as usize).min(body.saturating_sub(4));
                     if iface.snaplen != 0 {

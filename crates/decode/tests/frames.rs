@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use geofence_decode::{decode, LinkType, Packet, Proto, Skip};
+use geofence_decode::{
+    decode, decode_with, DecodeOptions, LinkType, Packet, Proto, Skip, TunnelKind, TunnelSet,
+};
 use geofence_testkit::pcap::{
     ip_packet, tcp_v4, tcp_v6, udp_v4, udp_v6, TcpFlags, DST_MAC, SRC_MAC,
 };
@@ -15,6 +17,14 @@ const S6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x20);
 
 fn ok(link: LinkType, data: &[u8]) -> Packet<'_> {
     decode(link, data).unwrap_or_else(|e| panic!("{link:?} frame of {} bytes: {e:?}", data.len()))
+}
+
+/// Decodes with GTP-U enabled.
+fn ok_gtpu(data: &[u8]) -> Packet<'_> {
+    let opts = DecodeOptions {
+        tunnels: TunnelSet::NONE.with(TunnelKind::Gtpu),
+    };
+    decode_with(LinkType::Ethernet, data, opts).expect("decodes")
 }
 
 fn sll(ip: &[u8], proto: u16) -> Vec<u8> {
@@ -340,13 +350,23 @@ fn gtpu_is_decoded_to_the_inner_packet() {
     let outer_dst = Ipv4Addr::new(203, 0, 113, 2);
     for ext in [false, true] {
         let f = udp_v4(outer_src, 2152, outer_dst, 2152, &gtpu(&inner, ext));
-        let p = ok(LinkType::Ethernet, &f);
+        let p = ok_gtpu(&f);
         assert_tcp_v4(&p, b"inner");
         assert_eq!(p.ip_len as usize, inner.len());
+        let t = p.tunnel.expect("tunnel");
+        assert_eq!(t.kind, TunnelKind::Gtpu);
+        assert_eq!(
+            (t.outer_src, t.outer_dst),
+            (IpAddr::V4(outer_src), IpAddr::V4(outer_dst))
+        );
+        // not enabled: the datagram stays the outer UDP packet
+        let p = ok(LinkType::Ethernet, &f);
+        assert_eq!((p.src, p.dport), (IpAddr::V4(outer_src), 2152));
+        assert!(p.tunnel.is_none());
     }
     let inner6 = ip_packet(&udp_v6(C6, 5000, S6, 3478, b"stun")).to_vec();
     let f = udp_v4(outer_src, 2152, outer_dst, 2152, &gtpu(&inner6, true));
-    let p = ok(LinkType::Ethernet, &f);
+    let p = ok_gtpu(&f);
     assert_eq!(
         (p.src, p.dport, p.payload),
         (IpAddr::V6(C6), 3478, &b"stun"[..])
@@ -354,7 +374,7 @@ fn gtpu_is_decoded_to_the_inner_packet() {
     // a GTP echo request is kept as the outer UDP datagram
     let echo = [0x32, 0x01, 0x00, 0x04, 0, 0, 0, 0, 0x00, 0x01, 0, 0];
     let f = udp_v4(outer_src, 40000, outer_dst, 2152, &echo);
-    let p = ok(LinkType::Ethernet, &f);
+    let p = ok_gtpu(&f);
     assert_eq!(
         (p.src, p.dport, p.payload),
         (IpAddr::V4(outer_src), 2152, &echo[..])
@@ -367,7 +387,7 @@ fn gtpu_is_decoded_to_the_inner_packet() {
         2152,
         &gtpu(b"\x00\x01garbage", false),
     );
-    assert_eq!(ok(LinkType::Ethernet, &f).dport, 2152);
+    assert_eq!(ok_gtpu(&f).dport, 2152);
 }
 
 /// Every prefix of every frame decodes without panicking; once the transport header
@@ -397,11 +417,14 @@ fn truncation_at_every_length() {
         (LinkType::RawIp, ipv6_fragment(&ip6, true, 0), 48 + 8),
         (LinkType::Ethernet, gtp.clone(), 14 + 20 + 8 + 16 + 40),
     ];
+    let all = DecodeOptions {
+        tunnels: TunnelSet::all(),
+    };
     for (link, frame, at) in &cases {
-        let full = ok(*link, frame);
+        let full = decode_with(*link, frame, all).expect("full frame");
         assert_eq!(full.payload, &payload[..], "{link:?}");
         for len in 0..frame.len() {
-            let r = decode(*link, &frame[..len]);
+            let r = decode_with(*link, &frame[..len], all);
             if len >= *at {
                 let p = r.unwrap_or_else(|e| panic!("{link:?} cut at {len}: {e:?}"));
                 assert!(p.payload_truncated, "{link:?} cut at {len}");

@@ -7,7 +7,10 @@ mod common;
 use std::io::Cursor;
 
 use common::{corpus_dir, NgWriter};
-use geofence_decode::{decode, DecodeError, LinkType, PcapReader, Skip, MAX_RECORD_LEN};
+use geofence_decode::{
+    decode, decode_with, DecodeError, DecodeOptions, LinkType, PcapReader, Skip, TunnelSet,
+    MAX_RECORD_LEN,
+};
 use geofence_testkit::pcap::{ip_packet, tcp_v4, udp_v4, udp_v6, PcapLink, PcapWriter, TcpFlags};
 
 /// (timestamp, link, data, original length) of each packet.
@@ -179,41 +182,84 @@ fn pcapng_sections_interfaces_and_resolutions() {
     for (_, link, data, _) in &got {
         decode(*link, data).expect("all decode");
     }
-    // a packet on an interface that does not exist (interfaces reset per section)
+    // a packet on an interface that does not exist (interfaces reset per
+    // section): a damaged record, skipped and counted
     let mut bad = NgWriter::new();
     bad.shb(false);
     bad.idb(1, 0, None, None);
     bad.shb(false);
     bad.epb(0, 0, &fs[0], 54);
-    assert!(matches!(
-        read_all(&bad.out),
-        Err(DecodeError::UnknownInterface(0))
-    ));
+    let mut r = PcapReader::new(Cursor::new(&bad.out)).expect("header");
+    assert!(r.next_packet().expect("skipped, not an error").is_none());
+    assert_eq!(r.skipped_records(), 1);
 }
 
 #[test]
 fn limits_and_truncation_are_errors_not_panics() {
-    // oversized classic record
+    // An oversized classic record (the 524,501 bytes of issue 11, over the 256 KiB
+    // limit) between two good ones: skipped and counted, the rest of the file read.
+    let fs = frames();
+    let big = vec![0xA5u8; 524_501];
     let mut w = PcapWriter::new(Vec::new(), PcapLink::Ethernet).expect("hdr");
-    w.write_packet(0, &frames()[0]).expect("rec");
+    w.write_packet(1, &fs[0]).expect("rec");
+    w.write_packet(2, &big).expect("rec");
+    w.write_packet(3, &fs[1]).expect("rec");
+    let b = w.into_inner().expect("flush");
+    let mut r = PcapReader::new(Cursor::new(&b)).expect("header");
+    let mut got = Vec::new();
+    while let Some(p) = r.next_packet().expect("oversized record is not an error") {
+        got.push(p.data.to_vec());
+    }
+    assert_eq!(got, vec![fs[0].clone(), fs[1].clone()]);
+    assert_eq!(r.skipped_records(), 1);
+    // A record claiming 4 GiB in a small file: read past (to the end, which
+    // then is a truncation), never allocated.
+    let mut w = PcapWriter::new(Vec::new(), PcapLink::Ethernet).expect("hdr");
+    w.write_packet(0, &fs[0]).expect("rec");
     let mut b = w.into_inner().expect("flush");
-    b[24 + 8..24 + 12].copy_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
-    assert!(matches!(
-        read_all(&b),
-        Err(DecodeError::RecordTooLarge { .. })
-    ));
+    b[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(read_all(&b), Err(DecodeError::Truncated(_))));
     // exactly at the limit is allowed (the record is then truncated in the file)
     b[24 + 8..24 + 12].copy_from_slice(&MAX_RECORD_LEN.to_le_bytes());
     assert!(matches!(read_all(&b), Err(DecodeError::Truncated(_))));
-    // oversized pcapng block
+    // an oversized pcapng packet block between two good ones: skipped, counted
     let mut w = NgWriter::new();
     w.shb(false);
     w.idb(1, 0, None, None);
+    w.epb(0, 0, &fs[0], 54);
     w.epb(0, 0, &vec![0u8; MAX_RECORD_LEN as usize + 8], 1);
-    assert!(matches!(
-        read_all(&w.out),
-        Err(DecodeError::RecordTooLarge { .. })
-    ));
+    w.epb(0, 0, &fs[1], 54);
+    let mut r = PcapReader::new(Cursor::new(&w.out)).expect("header");
+    let mut n = 0;
+    while let Some(p) = r.next_packet().expect("oversized block is not an error") {
+        assert!(p.data == &fs[0][..] || p.data == &fs[1][..]);
+        n += 1;
+    }
+    assert_eq!((n, r.skipped_records()), (2, 1));
+    // a packet block whose captured length exceeds the block, and one on an
+    // undeclared interface: damaged records, skipped and counted
+    let mut w = NgWriter::new();
+    w.shb(false);
+    w.idb(1, 0, None, None);
+    w.epb(0, 0, &fs[0], 54);
+    w.epb(5, 0, &fs[0], 54);
+    let start = w.out.len();
+    w.epb(0, 0, &fs[1], 54);
+    w.epb(0, 0, &fs[2], 54);
+    let mut bytes = w.out.clone();
+    // block type, block length, interface, timestamp (2 words): captured length
+    let caplen_at = start + 20;
+    bytes[caplen_at..caplen_at + 4].copy_from_slice(&10_000u32.to_le_bytes());
+    let mut r = PcapReader::new(Cursor::new(&bytes)).expect("header");
+    let mut n = 0;
+    while r
+        .next_packet()
+        .expect("damaged block is not an error")
+        .is_some()
+    {
+        n += 1;
+    }
+    assert_eq!((n, r.skipped_records()), (2, 2));
     // bad magic, empty input
     assert!(matches!(
         PcapReader::new(Cursor::new(b"GIF89a........................")),
@@ -281,7 +327,11 @@ fn corpus_reads_and_decodes() {
             // some corpus captures start near the epoch (discord.pcap at 42.19 s), so only 0 is suspect
             assert!(p.ts_nanos > 0, "{name}: zero timestamp");
             last_ts = p.ts_nanos;
-            match decode(p.link, p.data) {
+            // every tunnel open: the labels name the inner flows of GTP-U captures
+            let all = DecodeOptions {
+                tunnels: TunnelSet::all(),
+            };
+            match decode_with(p.link, p.data, all) {
                 Ok(d) => {
                     ok += 1;
                     tuples.insert((name.clone(), d.src, d.sport, d.dst, d.dport));
@@ -291,7 +341,7 @@ fn corpus_reads_and_decodes() {
                         Skip::NotIp => 0,
                         Skip::NotTcpUdp => 1,
                         Skip::Fragment => 2,
-                        Skip::Malformed => 3,
+                        Skip::Malformed | Skip::TooDeep => 3,
                     }] += 1
                 }
             }

@@ -3,6 +3,8 @@
 //! Not part of the packet pipeline: helpers that tests across the workspace
 //! use to build their own fixtures instead of shipping binary files.
 //!
+//! - [`encap`]: PPP, PPPoE, MPLS, GRE/PPTP, IP-in-IP, GTP-U, VXLAN and Geneve
+//!   headers around built packets.
 //! - [`mmdb`]: a small, spec-following MaxMind DB writer (GeoIP2 Country,
 //!   GeoLite2 ASN and ip-location-db schemas) for the geo stage's tests.
 //! - [`netns`]: client/gateway/server network namespaces for real-kernel tests.
@@ -12,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod encap;
 pub mod mmdb;
 pub mod netns;
 pub mod pcap;

@@ -33,6 +33,8 @@ pub enum PcapLink {
     Ethernet,
     /// LINKTYPE_RAW (101): records are bare IPv4/IPv6 packets.
     RawIp,
+    /// Any other LINKTYPE number (e.g. 9 for PPP, 51 for PPPoE).
+    Dlt(u32),
 }
 
 impl PcapLink {
@@ -41,6 +43,7 @@ impl PcapLink {
         match self {
             PcapLink::Ethernet => 1,
             PcapLink::RawIp => 101,
+            PcapLink::Dlt(n) => n,
         }
     }
 }
