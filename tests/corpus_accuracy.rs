@@ -1,17 +1,15 @@
 //! Accuracy on the labelled capture corpus in `../shared/corpus`, scored by
 //! the corpus' own scorer (`../shared/tools/score-corpus.py`). Fails when
 //! recall drops below the bar or when any false positive appears
-//! beyond the one documented in docs/accuracy.md (a Zoom flow inside a
-//! GTP-U tunnel that the label mapping files as "negative" because of its
-//! tunnel). Skips with a message when `../shared` or python3 is absent.
+//! beyond those documented in docs/accuracy.md (none today). Skips with a
+//! message when `../shared` or python3 is absent.
 
 use std::process::Command;
 
 use geofence_tests::{shared_dir, workspace_bin};
 
 /// Documented disagreements with the reference labels (docs/accuracy.md).
-const KNOWN_FALSE_POSITIVES: &[&str] =
-    &["zoom.pcap #5 UDP 10.140.117.35:45634 193.122.35.237:8801 GTP:189/Zoom -> zoom"];
+const KNOWN_FALSE_POSITIVES: &[&str] = &[];
 
 const MIN_RECALL: f64 = 0.97;
 

@@ -7,7 +7,10 @@ mod common;
 use std::io::Cursor;
 
 use common::{corpus_dir, NgWriter, Rng};
-use geofence_decode::{decode, LinkType, PcapReader, MAX_RECORD_LEN};
+use geofence_decode::{
+    decode, decode_with, DecodeOptions, LinkType, PcapReader, TunnelSet, MAX_RECORD_LEN,
+};
+use geofence_testkit::encap;
 use geofence_testkit::pcap::{
     ip_packet, tcp_v4, tcp_v6, udp_v4, udp_v6, PcapLink, PcapWriter, TcpFlags,
 };
@@ -38,6 +41,49 @@ fn seed_frames() -> Vec<Vec<u8>> {
         udp_v4(c4, 5353, s4, 53, b"\x12\x34\x01\x00\x00\x01"),
         udp_v6(c6, 3478, s6, 3478, &[0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42]),
         udp_v4(c4, 2152, s4, 2152, &gtp),
+        // GRE/PPTP, IP-in-IP, VXLAN, Geneve, PPPoE and MPLS (Ethernet frames)
+        encap::ethernet(
+            0x0800,
+            &encap::ipv4(
+                c4,
+                s4,
+                47,
+                &encap::gre(0x0800, Some(1), Some(2), true, &inner),
+            ),
+        ),
+        encap::ethernet(
+            0x0800,
+            &encap::ipv4(
+                c4,
+                s4,
+                47,
+                &encap::pptp_gre(1, Some(1), Some(1), &encap::ppp(0x21, true, false, &inner)),
+            ),
+        ),
+        encap::ethernet(0x86DD, &encap::ipv6(c6, s6, 4, &inner)),
+        encap::ethernet(
+            0x0800,
+            &encap::ipv4(
+                c4,
+                s4,
+                17,
+                &encap::udp(1, 4789, &encap::vxlan(1, &encap::ethernet(0x0800, &inner))),
+            ),
+        ),
+        encap::ethernet(
+            0x0800,
+            &encap::ipv4(
+                c4,
+                s4,
+                17,
+                &encap::udp(1, 6081, &encap::geneve(1, 0x0800, &[0; 4], &inner)),
+            ),
+        ),
+        encap::ethernet(
+            0x8864,
+            &encap::pppoe_session(1, &encap::ppp(0x21, false, false, &inner)),
+        ),
+        encap::ethernet(0x8847, &encap::mpls(&[1, 2], &inner)),
     ]
 }
 
@@ -89,6 +135,9 @@ fn mutated_captures_and_frames_never_panic() {
         LinkType::Ipv6,
         LinkType::Null,
     ];
+    let all = DecodeOptions {
+        tunnels: TunnelSet::all(),
+    };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut packets, mut decoded, mut reader_errors) = (0usize, 0usize, 0usize);
     let mut buf = Vec::new();
@@ -108,6 +157,7 @@ fn mutated_captures_and_frames_never_panic() {
                         packets += 1;
                         assert!(p.data.len() <= MAX_RECORD_LEN as usize);
                         decoded += usize::from(decode(p.link, p.data).is_ok());
+                        let _ = decode_with(p.link, p.data, all);
                     }
                     Ok(None) => break,
                     Err(_) => {
@@ -141,6 +191,9 @@ fn mutated_captures_and_frames_never_panic() {
             if let Ok(p) = decode(link, &buf) {
                 decoded += 1;
                 // the payload is a sub-slice of the input
+                assert!(p.payload.len() <= buf.len());
+            }
+            if let Ok(p) = decode_with(link, &buf, all) {
                 assert!(p.payload.len() <= buf.len());
             }
         }

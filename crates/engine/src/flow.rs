@@ -2,37 +2,58 @@
 //! timeouts per protocol, and a hard capacity with eviction so memory stays
 //! bounded under a flood of new flows.
 
-use geofence_decode::{Packet, Proto};
+use geofence_decode::{Packet, Proto, Tunnel, TunnelKind};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 use crate::inspect::FlowInspect;
 
 /// Normalised 5-tuple: the lower endpoint first, so both directions of a
-/// flow find the same entry.
+/// flow find the same entry. A flow inside a tunnel is also keyed by the
+/// tunnel and its outer endpoints, so a packet forged inside one tunnel never
+/// lands in a flow of another tunnel or in an untunnelled flow with the same
+/// inner 5-tuple.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct FlowKey {
     pub proto: Proto,
     pub lo: (IpAddr, u16),
     pub hi: (IpAddr, u16),
+    pub tunnel: Option<TunnelKey>,
+}
+
+/// The tunnel part of a [`FlowKey`]: kind and outer endpoints, normalised.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct TunnelKey {
+    pub kind: TunnelKind,
+    pub lo: IpAddr,
+    pub hi: IpAddr,
+}
+
+impl TunnelKey {
+    fn of(t: &Tunnel) -> TunnelKey {
+        let (lo, hi) = if t.outer_src <= t.outer_dst {
+            (t.outer_src, t.outer_dst)
+        } else {
+            (t.outer_dst, t.outer_src)
+        };
+        TunnelKey {
+            kind: t.kind,
+            lo,
+            hi,
+        }
+    }
 }
 
 impl FlowKey {
     pub fn of(p: &Packet<'_>) -> FlowKey {
         let a = (p.src, p.sport);
         let b = (p.dst, p.dport);
-        if a <= b {
-            FlowKey {
-                proto: p.proto,
-                lo: a,
-                hi: b,
-            }
-        } else {
-            FlowKey {
-                proto: p.proto,
-                lo: b,
-                hi: a,
-            }
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            proto: p.proto,
+            lo,
+            hi,
+            tunnel: p.tunnel.as_ref().map(TunnelKey::of),
         }
     }
 }
@@ -70,6 +91,9 @@ pub struct Flow {
     /// A DNS flow: its server uses a DNS port and it carries well-formed
     /// DNS (queries recorded, answers checked, never labelled).
     pub dns: bool,
+    /// The tunnel the flow was carried in, oriented like `client` -> `server`
+    /// (`outer_src` is the client side's outer address).
+    pub tunnel: Option<Tunnel>,
 }
 
 impl Flow {

@@ -14,10 +14,14 @@
 //! Conntrack's original direction is the direction of the first packet it
 //! sees of a 5-tuple; its packet counter includes the packet being
 //! evaluated, so `< n` logs packets 1 to `n - 1`.
+//!
+//! A packet decoded from inside a tunnel is, for the kernel, a packet of the
+//! tunnel: it is counted on one entry per tunnel and outer address pair, and
+//! the DNS rule (source port 53) looks at the outer header, not the inner.
 
 use std::net::IpAddr;
 
-use geofence_decode::Packet;
+use geofence_decode::{Packet, Proto};
 use rustc_hash::FxHashMap;
 
 use crate::flow::FlowKey;
@@ -54,16 +58,33 @@ impl KernelView {
 
     /// Whether the kernel would log `p` to the daemon.
     pub fn delivers(&mut self, p: &Packet<'_>, ts_ns: u64) -> bool {
-        let key = FlowKey::of(p);
+        let (key, from) = match &p.tunnel {
+            None => (FlowKey::of(p), (p.src, p.sport)),
+            Some(t) => {
+                // the kernel's entry is the tunnel's: its outer addresses
+                // (one entry whatever the inner protocol)
+                let outer = Packet {
+                    src: t.outer_src,
+                    dst: t.outer_dst,
+                    proto: Proto::Udp,
+                    sport: 0,
+                    dport: 0,
+                    tunnel: None,
+                    ..p.clone()
+                };
+                let mut key = FlowKey::of(&outer);
+                key.tunnel = FlowKey::of(p).tunnel;
+                (key, (t.outer_src, 0))
+            }
+        };
         if self.conns.len() >= MAX_CONNS && !self.conns.contains_key(&key) {
             self.conns.clear();
         }
         let c = self.conns.entry(key).or_insert(Conn {
-            orig: (p.src, p.sport),
+            orig: from,
             packets: 0,
             last_ns: ts_ns,
         });
-        let from = (p.src, p.sport);
         let stale = ts_ns.saturating_sub(c.last_ns) > IDLE_NS;
         if stale {
             *c = Conn {
@@ -74,11 +95,12 @@ impl KernelView {
         }
         c.last_ns = ts_ns;
         if c.orig != from {
-            // Reply direction: only DNS answers.
-            return p.sport == 53;
+            // Reply direction: only DNS answers (of the outer header: an
+            // inner port 53 is invisible to the kernel's rule).
+            return p.sport == 53 && p.tunnel.is_none();
         }
         c.packets = c.packets.saturating_add(1);
-        c.packets < self.first_packets || p.dport == 53
+        c.packets < self.first_packets || (p.dport == 53 && p.tunnel.is_none())
     }
 }
 

@@ -27,7 +27,9 @@ use std::sync::Arc;
 
 use geofence_classify::sigdb::{AppRef, SignatureDb};
 use geofence_classify::{dns, AppId, Method};
-use geofence_decode::{decode, LinkType, Packet, Proto, Skip};
+use geofence_decode::{
+    decode_with, DecodeOptions, LinkType, Packet, Proto, Skip, Tunnel, TunnelKind, TunnelSet,
+};
 use geofence_geo::{GeoDb, GeoInfo};
 use geofence_policy::{Action, Decision, Policy, Query, Verdict};
 use serde::Serialize;
@@ -124,6 +126,16 @@ pub struct FlowReport {
     /// How the kernel stops the flow; `Some` only when `action` is block.
     pub verdict: Option<Verdict>,
     pub evidence: Option<String>,
+    /// The tunnel the flow was decoded from (`"gre"`, `"gtpu"`, ...); absent
+    /// for a flow that was not tunnelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<&'static str>,
+    /// Outer (tunnel) address on the client side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_src: Option<IpAddr>,
+    /// Outer (tunnel) address on the server side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_dst: Option<IpAddr>,
     pub packets: u64,
     pub bytes: u64,
     pub first_ts_ns: u64,
@@ -264,6 +276,14 @@ pub struct EngineStats {
     pub skipped_malformed: u64,
     /// Packets the kernel would not have handed over (replay only).
     pub skipped_not_handed_over: u64,
+    /// Tunnels nested deeper than the decoder follows.
+    pub skipped_tunnel_depth: u64,
+    /// Capture-file records skipped as oversized or damaged (replay only).
+    pub skipped_records: u64,
+    /// Packets decoded from inside an enabled tunnel.
+    pub tunnelled_packets: u64,
+    /// DNS answers inside a tunnel: not learnt (their addresses are unverified).
+    pub tunnelled_dns_ignored: u64,
     pub dns_answers: u64,
     /// Flows on a DNS port that carried something other than DNS (then
     /// inspected like any other flow).
@@ -317,6 +337,8 @@ pub struct Engine {
     all_traffic_blocks: bool,
     /// Replay: the kernel's NFLOG rule, simulated.
     kernel_view: Option<handover::KernelView>,
+    /// What the decoder opens (the policy's `[decode] tunnels`).
+    decode: DecodeOptions,
 }
 
 const SWEEP_NS: u64 = 1_000_000_000;
@@ -389,6 +411,7 @@ impl Engine {
                 .handover
                 .filter(|_| cfg.simulate_handover)
                 .map(handover::KernelView::new),
+            decode: decode_options(&policy),
             cfg,
             sigs: inspect::Sigs::new(sigs),
             geo,
@@ -399,6 +422,7 @@ impl Engine {
     /// Swaps in a new policy (reload); flows keep their labels.
     pub fn set_policy(&mut self, policy: Arc<Policy>) {
         self.all_traffic_blocks = all_traffic_blocks(&policy);
+        self.decode = decode_options(&policy);
         self.policy = policy;
     }
 
@@ -468,7 +492,7 @@ impl Engine {
     /// Decodes one captured frame and processes it.
     pub fn process_frame(&mut self, ts_ns: u64, link: LinkType, data: &[u8], out: &mut Vec<Event>) {
         self.stats.frames += 1;
-        match decode(link, data) {
+        match decode_with(link, data, self.decode) {
             Ok(p) => {
                 if let Some(v) = self.kernel_view.as_mut() {
                     if !v.delivers(&p, ts_ns) {
@@ -482,12 +506,24 @@ impl Engine {
             Err(Skip::NotTcpUdp) => self.stats.skipped_other_proto += 1,
             Err(Skip::Fragment) => self.stats.skipped_fragment += 1,
             Err(Skip::Malformed) => self.stats.skipped_malformed += 1,
+            Err(Skip::TooDeep) => self.stats.skipped_tunnel_depth += 1,
         }
     }
 
     /// Processes one decoded packet.
+    ///
+    /// A packet from inside a tunnel (`p.tunnel`) is its own flow, keyed with
+    /// the tunnel, and is classified and reported like any other, but its
+    /// inner addresses are what the sender wrote, unverified and invisible to
+    /// the kernel: such flows read what untunnelled traffic taught (DNS names,
+    /// vendor media servers) but teach nothing (no DNS answer, STUN peer or
+    /// client socket is learnt from them), and their decisions never become
+    /// kernel blocks (see [`make_report`]).
     pub fn process_packet(&mut self, ts_ns: u64, p: &Packet<'_>, out: &mut Vec<Event>) {
         self.stats.packets += 1;
+        if p.tunnel.is_some() {
+            self.stats.tunnelled_packets += 1;
+        }
         self.clock_ns = self.clock_ns.max(ts_ns);
         if ts_ns >= self.last_sweep_ns.saturating_add(SWEEP_NS) {
             self.last_sweep_ns = ts_ns;
@@ -582,6 +618,14 @@ impl Engine {
             }
             let to_server = dir == Dir::Orig;
             if dns_well_formed(p, to_server) {
+                if f.tunnel.is_some() {
+                    // DNS inside a tunnel speaks for a client address nobody
+                    // verified: neither its queries nor its answers are learnt.
+                    if !to_server {
+                        stats.tunnelled_dns_ignored += 1;
+                    }
+                    return;
+                }
                 if to_server {
                     record_queries(trust, f, p, ts_ns);
                 } else {
@@ -603,6 +647,9 @@ impl Engine {
             if !to_server {
                 std::mem::swap(&mut f.client, &mut f.server);
                 std::mem::swap(&mut f.packets_orig, &mut f.packets_reply);
+                if let Some(t) = f.tunnel.as_mut() {
+                    std::mem::swap(&mut t.outer_src, &mut t.outer_dst);
+                }
                 dir = Dir::Orig;
             }
             let mut st = FlowInspect::default();
@@ -613,7 +660,11 @@ impl Engine {
             // A call identified by STUN keeps revealing its relay peers
             // (CreatePermission, Send indications): harvest them.
             if let Some(l) = &f.label {
-                if l.method == Method::Stun && f.proto == Proto::Udp && f.packets <= STUN_FOLLOWUP {
+                if l.method == Method::Stun
+                    && f.proto == Proto::Udp
+                    && f.tunnel.is_none()
+                    && f.packets <= STUN_FOLLOWUP
+                {
                     harvest_peers(peers, f.client.0, l.app, p.payload, ts_ns);
                 }
             }
@@ -639,7 +690,7 @@ impl Engine {
         }
         f.inspect = None;
         if let Some(l) = decided {
-            if l.method == Method::Stun && f.proto == Proto::Udp {
+            if l.method == Method::Stun && f.proto == Proto::Udp && f.tunnel.is_none() {
                 let c = f.client.0;
                 peers.insert_server(c, f.server.0, l.app, ts_ns);
                 for peer in side.peers {
@@ -662,6 +713,18 @@ impl Engine {
 
     fn new_flow(&mut self, ts_ns: u64, p: &Packet<'_>) -> Flow {
         let (client, server, dns) = orient(p);
+        // orient the outer addresses like the flow
+        let tunnel = p.tunnel.map(|t| {
+            if client == (p.src, p.sport) {
+                t
+            } else {
+                Tunnel {
+                    outer_src: t.outer_dst,
+                    outer_dst: t.outer_src,
+                    ..t
+                }
+            }
+        });
         let mut f = Flow {
             proto: p.proto,
             client,
@@ -678,6 +741,7 @@ impl Engine {
             reported: false,
             closing: false,
             dns,
+            tunnel,
         };
         if dns {
             return f;
@@ -697,7 +761,8 @@ impl Engine {
         // or a client socket that already carried an identified flow.
         if p.proto == Proto::Udp {
             let cs = SocketAddr::new(client.0, client.1);
-            if let Some(app) = self.peers.socket(&cs, ts_ns) {
+            // an inner client socket is not the untunnelled socket of that address
+            if let Some(app) = self.peers.socket(&cs, ts_ns).filter(|_| f.tunnel.is_none()) {
                 f.label = Some(socket_label(app));
                 return f;
             }
@@ -738,7 +803,7 @@ impl Engine {
             ..
         } = self;
         for f in flows.iter_mut() {
-            if f.label.is_some() || f.proto != Proto::Udp {
+            if f.label.is_some() || f.proto != Proto::Udp || f.tunnel.is_some() {
                 continue;
             }
             let cs = SocketAddr::new(f.client.0, f.client.1);
@@ -820,9 +885,31 @@ fn all_traffic_blocks(p: &Policy) -> bool {
         .any(|r| r.apps.is_none() && r.action == Action::Block)
 }
 
-/// Whether a label is strong enough to vouch for its client UDP socket.
+/// Whether a label is strong enough to vouch for its client UDP socket (a
+/// tunnelled flow vouches for nothing outside itself).
 fn socket_evidence(f: &Flow, l: &Label) -> bool {
-    f.proto == Proto::Udp && f.client.1 >= 1024 && !matches!(l.method, Method::Port | Method::Asn)
+    f.proto == Proto::Udp
+        && f.client.1 >= 1024
+        && f.tunnel.is_none()
+        && !matches!(l.method, Method::Port | Method::Asn)
+}
+
+/// The decoder options of a policy's `[decode] tunnels`.
+fn decode_options(p: &Policy) -> DecodeOptions {
+    use geofence_policy::TunnelName;
+    DecodeOptions {
+        tunnels: p
+            .tunnels()
+            .iter()
+            .map(|t| match t {
+                TunnelName::Gtpu => TunnelKind::Gtpu,
+                TunnelName::Gre => TunnelKind::Gre,
+                TunnelName::Ipip => TunnelKind::Ipip,
+                TunnelName::Vxlan => TunnelKind::Vxlan,
+                TunnelName::Geneve => TunnelKind::Geneve,
+            })
+            .collect::<TunnelSet>(),
+    }
 }
 
 fn socket_label(app: AppRef) -> Label {
@@ -1105,6 +1192,14 @@ pub fn decide_answer(
     }
 }
 
+/// The report of a flow under the policy.
+///
+/// A tunnelled flow is decided like any other, but a `block` is reported and
+/// alerted as `alert`, with no rule index for the kernel sets: the kernel
+/// matches the outer header only, so the choice is between blocking the whole
+/// tunnel (every other flow in it, and a lever for anyone who can put one
+/// forged packet inside it) and aiming a block at an inner address nobody
+/// verified (another client's). Neither is done; the evidence says why.
 fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> FlowReport {
     let g = geo.lookup(f.server.0);
     let app = f.label.as_ref().map(|l| sigs.app(l.app).id.clone());
@@ -1120,6 +1215,31 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         .and_then(|l| l.host.as_deref())
         .or(f.host.as_deref())
         .map(str::to_string);
+    let mut evidence = f
+        .label
+        .as_ref()
+        .and_then(|l| l.evidence.as_deref())
+        .map(str::to_string);
+    let mut action = decision.action;
+    let mut rule_index = decision.rule.as_ref().map(|r| r.index);
+    if let Some(t) = &f.tunnel {
+        let place = format!(
+            "inside a {} tunnel {} -> {}",
+            t.kind, t.outer_src, t.outer_dst
+        );
+        let mut e = match evidence.take() {
+            Some(e) => format!("{e}; {place}"),
+            None => place,
+        };
+        if action == Action::Block {
+            e.push_str(
+                "; the policy blocks it but the kernel matches the outer header only: alerted, not blocked",
+            );
+            action = Action::Alert;
+        }
+        evidence = Some(e);
+        rule_index = None;
+    }
     FlowReport {
         pcap: None,
         proto: match f.proto {
@@ -1138,19 +1258,18 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         asn: g.asn,
         as_org: g.as_org.clone(),
         jurisdiction: decision.jurisdiction.clone(),
-        action: decision.action,
+        action,
         rule: decision.rule.as_ref().map(|r| r.name.clone()),
-        verdict: decision.is_block().then_some(decision.verdict),
-        evidence: f
-            .label
-            .as_ref()
-            .and_then(|l| l.evidence.as_deref())
-            .map(str::to_string),
+        verdict: (action == Action::Block).then_some(decision.verdict),
+        evidence,
+        tunnel: f.tunnel.map(|t| t.kind.as_str()),
+        tunnel_src: f.tunnel.map(|t| t.outer_src),
+        tunnel_dst: f.tunnel.map(|t| t.outer_dst),
         packets: f.packets,
         bytes: f.bytes,
         first_ts_ns: f.first_ns,
         last_ts_ns: f.last_ns,
-        rule_index: decision.rule.as_ref().map(|r| r.index),
+        rule_index,
         answered: f.packets_reply > 0,
     }
 }

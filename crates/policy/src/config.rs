@@ -24,6 +24,8 @@ pub struct Config {
     pub geoip: GeoipConfig,
     #[serde(default)]
     pub signatures: SignaturesConfig,
+    #[serde(default)]
+    pub decode: DecodeConfig,
     /// Named sets of countries: `prc = ["CN"]`.
     #[serde(default)]
     pub jurisdictions: BTreeMap<String, Vec<CountryCode>>,
@@ -199,6 +201,47 @@ impl Default for SignaturesConfig {
     fn default() -> Self {
         SignaturesConfig {
             dirs: default_sig_dirs(),
+        }
+    }
+}
+
+/// `[decode]`: what the packet decoder may open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Network-layer tunnels whose inner packets are decoded, classified and
+    /// reported. Empty by default: a tunnel is recognised by a port or protocol
+    /// number anyone can send, and its inner addresses are unverified, so none
+    /// is opened unless listed. Link-level PPP, PPPoE and MPLS are always
+    /// decoded and are not listed here.
+    #[serde(default)]
+    pub tunnels: Vec<TunnelName>,
+}
+
+/// A tunnel in `[decode] tunnels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelName {
+    /// GTPv1-U on UDP port 2152.
+    Gtpu,
+    /// GRE (IP protocol 47), including PPTP's enhanced GRE.
+    Gre,
+    /// IPv4/IPv6 in IPv4/IPv6 (IP protocols 4 and 41).
+    Ipip,
+    /// VXLAN on UDP port 4789.
+    Vxlan,
+    /// Geneve on UDP port 6081.
+    Geneve,
+}
+
+impl TunnelName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TunnelName::Gtpu => "gtpu",
+            TunnelName::Gre => "gre",
+            TunnelName::Ipip => "ipip",
+            TunnelName::Vxlan => "vxlan",
+            TunnelName::Geneve => "geneve",
         }
     }
 }

@@ -6,7 +6,7 @@
 //! [`Policy::decide`] says `block`, `alert` or `allow`, and why.
 //!
 //! * The policy language is TOML ([`Config`]): `[daemon]`, `[geoip]`,
-//!   `[signatures]`, `[jurisdictions]` (named country sets), ordered
+//!   `[signatures]`, `[decode]` (which tunnels are opened), `[jurisdictions]` (named country sets), ordered
 //!   `[[rule]]`s (first match wins), `[default]`, and user-defined
 //!   `[[app]]`s in the classifier's signature schema. `docs/policy.md`
 //!   documents every key.
@@ -61,8 +61,8 @@ mod policy;
 mod validate;
 
 pub use config::{
-    Action, By, CaptureKind, Config, DaemonConfig, DefaultConfig, GeoipConfig, Mode, RuleConfig,
-    SignaturesConfig, Verdict, DEFAULT_SIGNATURE_DIR, FREE_GEOIP_DATABASE,
+    Action, By, CaptureKind, Config, DaemonConfig, DecodeConfig, DefaultConfig, GeoipConfig, Mode,
+    RuleConfig, SignaturesConfig, TunnelName, Verdict, DEFAULT_SIGNATURE_DIR, FREE_GEOIP_DATABASE,
 };
 pub use dns_gate::{DnsGateConfig, GateFailure};
 pub use error::{ConfigError, SourceText};

@@ -1,6 +1,6 @@
 //! The compiled policy and the pure decision function.
 
-use crate::config::{Action, By, Config, RuleConfig, Verdict};
+use crate::config::{Action, By, Config, RuleConfig, TunnelName, Verdict};
 use crate::error::{locate, tpath, ConfigError, Invalid, Loc};
 use crate::validate::{self, check_cidr, is_jurisdiction_name};
 use geofence_classify::sigdb::SignatureDb;
@@ -270,6 +270,7 @@ pub struct Policy {
     default_verdict: Verdict,
     jurisdictions: Vec<(String, Vec<CountryCode>)>,
     categories: HashMap<AppId, Category>,
+    tunnels: Vec<TunnelName>,
 }
 
 impl Policy {
@@ -302,6 +303,12 @@ impl Policy {
     /// The `[jurisdictions]`, sorted by name.
     pub fn jurisdictions(&self) -> &[(String, Vec<CountryCode>)] {
         &self.jurisdictions
+    }
+
+    /// The `[decode] tunnels` the decoder opens (swapped with the policy on
+    /// reload).
+    pub fn tunnels(&self) -> &[TunnelName] {
+        &self.tunnels
     }
 
     /// True when `app` is known and of category `conferencing`.
@@ -413,6 +420,7 @@ fn builtin_categories() -> &'static [(AppId, Category)] {
 fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
     validate::daemon(config)?;
     crate::dns_gate::validate(config)?;
+    validate::decode(config)?;
     validate::geoip(config)?;
     validate::signatures(config)?;
     validate::jurisdictions(config)?;
@@ -495,6 +503,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
         default_verdict: config.default.verdict.unwrap_or_default(),
         jurisdictions: juris.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         categories,
+        tunnels: config.decode.tunnels.clone(),
     })
 }
 

@@ -84,6 +84,19 @@ pub(crate) fn daemon(config: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
+pub(crate) fn decode(config: &Config) -> Result<(), Invalid> {
+    let mut seen = HashSet::new();
+    for (i, t) in config.decode.tunnels.iter().enumerate() {
+        if !seen.insert(*t) {
+            return Err(Invalid::new(
+                Loc::value(tpath!["decode", "tunnels", i]),
+                format!("tunnel `{}` is listed twice", t.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn geoip(config: &Config) -> Result<(), Invalid> {
     let g = &config.geoip;
     if g.databases.is_empty() {

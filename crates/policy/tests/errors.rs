@@ -680,3 +680,30 @@ fn errors_without_source_name_the_toml_path() {
         "{e}"
     );
 }
+
+#[test]
+fn decode_tunnels_are_strict() {
+    // unknown tunnel name: at the element
+    let e = err("[decode]\ntunnels = [\"gre\", \"l2tp\"]\n");
+    check(&e, 9, 19, "unknown variant `l2tp`");
+    // unknown key in [decode]
+    let e = err("[decode]\ntunnel = [\"gre\"]\n");
+    check(&e, 9, 1, "unknown field `tunnel`");
+    // listed twice: at the repeat
+    let e = err("[decode]\ntunnels = [\"gtpu\", \"gre\", \"gtpu\"]\n");
+    check(&e, 9, 27, "tunnel `gtpu` is listed twice");
+    // accepted, in order, and reaches the compiled policy
+    let cfg = load_str(
+        "test.toml",
+        &format!(
+            "{BASE}[decode]\ntunnels = [\"vxlan\", \"gre\", \"ipip\", \"geneve\", \"gtpu\"]\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = geofence_policy::Policy::from_config(&cfg).expect("compiles");
+    let names: Vec<&str> = p.tunnels().iter().map(|t| t.as_str()).collect();
+    assert_eq!(names, ["vxlan", "gre", "ipip", "geneve", "gtpu"]);
+    // absent: nothing opened
+    let cfg = load_str("test.toml", BASE).expect("base");
+    assert!(cfg.decode.tunnels.is_empty());
+}

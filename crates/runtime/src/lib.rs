@@ -174,7 +174,9 @@ impl FlowId {
 
 /// Replays a capture through the daemon's pipeline: in NFLOG mode only the
 /// packets the kernel would hand over reach the engine, and every event
-/// goes through the same action stage as in the daemon.
+/// goes through the same action stage as in the daemon. Records over the
+/// reader's size limit or damaged are skipped and counted in
+/// `skipped_records`; the rest of the file is read.
 pub fn replay_file(
     loaded: &Loaded,
     path: &Path,
@@ -258,6 +260,11 @@ pub fn replay_file(
             r.pcap = Some(name.clone());
             let dynamic =
                 blocked.contains(&(r.src_ip, r.dest_ip)) || blocked_any.contains(&r.dest_ip);
+            // the kernel sees a tunnelled flow's outer header only
+            let (ksrc, kdst) = match (r.tunnel_src, r.tunnel_dst) {
+                (Some(a), Some(b)) => (a, b),
+                _ => (r.src_ip, r.dest_ip),
+            };
             let kernel = if !settings.enforce {
                 if r.action == geofence_policy::Action::Block {
                     Enforcement::Monitor
@@ -265,11 +272,11 @@ pub fn replay_file(
                     Enforcement::None
                 }
             } else if statics
-                .blocking_rule(&loaded.policy, &loaded.geo, r.src_ip, r.dest_ip)
+                .blocking_rule(&loaded.policy, &loaded.geo, ksrc, kdst)
                 .is_some()
             {
                 Enforcement::Static
-            } else if dynamic {
+            } else if dynamic && r.tunnel.is_none() {
                 Enforcement::Dynamic
             } else {
                 Enforcement::None
@@ -282,5 +289,7 @@ pub fn replay_file(
             }
         })
         .collect();
-    Ok((flows, engine.stats()))
+    let mut stats = engine.stats();
+    stats.skipped_records = reader.skipped_records();
+    Ok((flows, stats))
 }
