@@ -82,33 +82,52 @@ struct SeqRun {
     started: bool,
     base: u8,
     count: u8,
+    /// Any packet of this direction was seen (counting or not).
+    seen: bool,
+    /// Every packet of the run starts with the nibble 0xD.
+    all_d: bool,
 }
 
 /// LINE call rule: at least this many counting packets in each direction.
 const LINE_RUN: u8 = 4;
 
+/// LINE call rule when no reply is visible (the kernel hands the daemon
+/// only a connection's original direction): this many counting packets
+/// from the client, each starting with the nibble 0xD.
+const LINE_RUN_ONE_WAY: u8 = 5;
+
 /// Feeds one UDP payload to the LINE counter rule; true once both
 /// directions count and their bases are far apart (RTP, whose sequence
-/// numbers also count, is excluded by its version bits).
+/// numbers also count, is excluded by its version bits), or, while no reply
+/// packet at all has been seen, once the client's run reaches
+/// [`LINE_RUN_ONE_WAY`] packets that all start with 0xD (the first byte of
+/// LINE's counted control packets).
 fn line_counter(runs: &mut [SeqRun; 2], dir: Dir, pl: &[u8]) -> bool {
+    let r = &mut runs[usize::from(dir == Dir::Reply)];
+    r.seen = true;
     let (Some(&b0), Some(&b3)) = (pl.first(), pl.get(3)) else {
         return false;
     };
     if pl.len() < 8 || b0 & 0xC0 == 0x80 || b0 < 0x40 {
         return false;
     }
-    let r = &mut runs[usize::from(dir == Dir::Reply)];
+    let is_d = b0 & 0xF0 == 0xD0;
     if !r.started {
         *r = SeqRun {
             started: true,
             base: b3,
             count: 1,
+            seen: true,
+            all_d: is_d,
         };
     } else if r.base.wrapping_add(r.count) == b3 {
         r.count = r.count.saturating_add(1);
+        r.all_d &= is_d;
     }
     let [a, b] = *runs;
-    a.count >= LINE_RUN && b.count >= LINE_RUN && a.base.abs_diff(b.base) >= 5
+    let two_way = a.count >= LINE_RUN && b.count >= LINE_RUN && a.base.abs_diff(b.base) >= 5;
+    let one_way = !b.seen && a.all_d && a.count >= LINE_RUN_ONE_WAY && pl.len() >= 12;
+    two_way || one_way
 }
 
 /// Result of inspecting one packet.
@@ -312,7 +331,11 @@ fn step_udp(
                 app,
                 Method::Payload,
                 None,
-                "payload line-call (packet counter in both directions)".to_string(),
+                if st.line[1].seen {
+                    "payload line-call (packet counter in both directions)".to_string()
+                } else {
+                    "payload line-call (packet counter, client direction)".to_string()
+                },
             ));
         }
     }
@@ -391,4 +414,53 @@ fn payload_rules(sigs: &Sigs, t: Transport, p: &Packet<'_>, dir: Dir, index: u32
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(b0: u8, counter: u8, len: usize) -> Vec<u8> {
+        let mut p = vec![0x5Au8; len];
+        p[0] = b0;
+        p[3] = counter;
+        p
+    }
+
+    #[test]
+    fn line_counter_one_way_needs_five_d_packets_and_no_reply() {
+        // the client's counted control packets, no reply visible (NFLOG)
+        let mut runs = [SeqRun::default(); 2];
+        let hits: Vec<bool> = (0..5u8)
+            .map(|i| line_counter(&mut runs, Dir::Orig, &pkt(0xD0, 0x72 + i, 132)))
+            .collect();
+        assert_eq!(hits, [false, false, false, false, true]);
+        // the same counter from a game/VPN protocol whose first byte is not 0xD_
+        let mut runs = [SeqRun::default(); 2];
+        for i in 0..20u8 {
+            assert!(!line_counter(&mut runs, Dir::Orig, &pkt(0x45, i, 132)));
+        }
+        // a reply was seen that does not count: one-way rule off
+        let mut runs = [SeqRun::default(); 2];
+        assert!(!line_counter(&mut runs, Dir::Reply, &[0x01, 0x02, 0x03]));
+        for i in 0..20u8 {
+            assert!(!line_counter(&mut runs, Dir::Orig, &pkt(0xD0, i, 132)));
+        }
+        // a run broken by a non-D packet does not count as all-D
+        let mut runs = [SeqRun::default(); 2];
+        let mut hit = false;
+        for i in 0..10u8 {
+            let b0 = if i == 2 { 0x60 } else { 0xD2 };
+            hit |= line_counter(&mut runs, Dir::Orig, &pkt(b0, i, 132));
+        }
+        assert!(!hit);
+        // both directions counting (a full capture): the two-way rule
+        let mut runs = [SeqRun::default(); 2];
+        let mut hit = false;
+        for i in 0..4u8 {
+            hit |= line_counter(&mut runs, Dir::Orig, &pkt(0x70, 0x10 + i, 40));
+            hit |= line_counter(&mut runs, Dir::Reply, &pkt(0x70, 0x80 + i, 40));
+        }
+        assert!(hit);
+    }
 }
