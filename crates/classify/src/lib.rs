@@ -9,6 +9,8 @@
 //! * [`sigs`]: the signature schema loaded from TOML.
 //! * Parsers: [`dns`], [`tls`], [`quic`], [`stun`], [`payload`]: zero-copy,
 //!   never panic on any input, fuzzed.
+//! * [`reassembly`]: bounded stream reassembly whose memory follows the
+//!   bytes received; flags conflicting overlaps.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,7 @@ pub mod app;
 pub mod dns;
 pub mod payload;
 pub mod quic;
+pub mod reassembly;
 pub mod sigdb;
 pub mod sigs;
 pub mod stun;

@@ -20,7 +20,8 @@
 //!
 //! Never panics on any input; every length is checked.
 
-use crate::tls::{self, HelloParse, Reassembler};
+use crate::reassembly::Reassembler;
+use crate::tls::{self, HelloParse};
 use ring::{aead, hkdf};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -735,6 +736,44 @@ pub fn seal_client_initial_keyed(
     Ok(pkt)
 }
 
+/// A client Initial datagram (for tests and traffic generators) whose only
+/// CRYPTO frame carries `crypto` at stream `offset`, padded with PADDING
+/// frames to `datagram_len` bytes (at least the 1200 a client must send).
+pub fn client_initial_datagram(
+    version: u32,
+    dcid: &[u8],
+    offset: u64,
+    crypto: &[u8],
+    datagram_len: usize,
+) -> Result<Vec<u8>, QuicError> {
+    let mut frames = vec![0x06];
+    put_varint(&mut frames, offset)?;
+    put_varint(&mut frames, crypto.len() as u64)?;
+    frames.extend_from_slice(crypto);
+    // Header: 1 + 4 + 1 + dcid + 1 (scid 0) + 1 (token 0) + 2 (length) + 4 (pn).
+    let overhead = 14 + dcid.len() + TAG_LEN;
+    let target = datagram_len.max(MIN_CLIENT_INITIAL_DATAGRAM);
+    if frames.len() + overhead < target {
+        frames.resize(target - overhead, 0);
+    }
+    seal_client_initial(version, dcid, &[], &[], 0, &frames)
+}
+
+fn put_varint(out: &mut Vec<u8>, v: u64) -> Result<(), QuicError> {
+    if v < 1 << 6 {
+        out.push(v as u8);
+    } else if v < 1 << 14 {
+        out.extend_from_slice(&((v as u16) | 0x4000).to_be_bytes());
+    } else if v < 1 << 30 {
+        out.extend_from_slice(&((v as u32) | 0x8000_0000).to_be_bytes());
+    } else if v < 1 << 62 {
+        out.extend_from_slice(&(v | 0xC000_0000_0000_0000).to_be_bytes());
+    } else {
+        return Err(QuicError::Truncated);
+    }
+    Ok(())
+}
+
 /// Length of the run of zero bytes (PADDING frames) at the start of `b`.
 fn padding_run(b: &[u8]) -> usize {
     let mut n = 0;
@@ -851,6 +890,26 @@ impl CryptoAssembler {
         };
         self.absorb(&pk);
         Ok(self.state())
+    }
+
+    /// Two CRYPTO frames carried different bytes for the same offsets.
+    pub fn conflict(&self) -> bool {
+        self.stream.conflict()
+    }
+
+    /// CRYPTO data fell outside the window and was dropped.
+    pub fn overflowed(&self) -> bool {
+        self.stream.dropped()
+    }
+
+    /// Heap bytes held: the stream and the cached keys (for a memory
+    /// budget).
+    pub fn heap_bytes(&self) -> usize {
+        self.stream.heap_bytes()
+            + self
+                .keys
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<InitialKeys>())
     }
 
     /// The CRYPTO stream bytes received contiguously from offset 0.

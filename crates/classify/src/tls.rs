@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 
+use crate::reassembly::Reassembler;
+
 /// Largest ClientHello handshake message accepted (header included).
 pub const MAX_HELLO_LEN: usize = 64 * 1024;
 /// Largest TLS plaintext record fragment (2^14) plus slack for lenient peers.
@@ -554,139 +556,15 @@ pub fn parse_dtls_client_hello(datagram: &[u8]) -> HelloParse<'_> {
     }
 }
 
-/// A bounded out-of-order byte reassembler over `[0, cap)`: the first byte
-/// written at an offset wins (later overlapping data is ignored).
-#[derive(Debug, Clone)]
-pub(crate) struct Reassembler {
-    cap: usize,
-    buf: Vec<u8>,
-    /// One bit per byte of `buf`: set when written.
-    filled: Vec<u64>,
-    contiguous: usize,
-    dropped: bool,
-}
-
-impl Reassembler {
-    pub(crate) fn new(cap: usize) -> Self {
-        Reassembler {
-            cap,
-            buf: Vec::new(),
-            filled: Vec::new(),
-            contiguous: 0,
-            dropped: false,
-        }
-    }
-
-    /// Writes `data` at `offset` (a stream position that may be negative
-    /// relative to the window start or run past its end: clipped).
-    pub(crate) fn insert(&mut self, offset: i64, data: &[u8]) {
-        let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
-        let start = offset.max(0);
-        let end = offset.saturating_add(len).min(self.cap as i64);
-        if offset.saturating_add(len) > self.cap as i64 {
-            self.dropped = true;
-        }
-        if start >= end {
-            return;
-        }
-        let (start, end) = (start as usize, end as usize);
-        let skip = (start as i64 - offset) as usize;
-        if self.buf.len() < end {
-            self.buf.resize(end, 0);
-            self.filled.resize(end.div_ceil(64), 0);
-        }
-        let Some(src) = data.get(skip..skip + (end - start)) else {
-            return;
-        };
-        if self.none_filled(start, end) {
-            // Usual case: new bytes (in order or not), no overlap.
-            if let Some(dst) = self.buf.get_mut(start..end) {
-                dst.copy_from_slice(src);
-            }
-            self.mark_range(start, end);
-        } else {
-            // Overlap with data already held: fill only the holes.
-            for (i, &b) in (start..end).zip(src) {
-                if !self.is_filled(i) {
-                    if let Some(d) = self.buf.get_mut(i) {
-                        *d = b;
-                    }
-                    self.mark_range(i, i + 1);
-                }
-            }
-        }
-        self.advance();
-    }
-
-    /// Bit masks of the bitmap words covering `[start, end)`.
-    fn word_masks(start: usize, end: usize) -> impl Iterator<Item = (usize, u64)> {
-        let first = start / 64;
-        let last = if end > start { (end - 1) / 64 } else { 0 };
-        (first..=last).filter(move |_| end > start).map(move |w| {
-            let lo = start.max(w * 64) - w * 64;
-            let hi = end.min(w * 64 + 64) - w * 64;
-            let width = hi - lo;
-            let mask = if width >= 64 {
-                u64::MAX
-            } else {
-                ((1u64 << width) - 1) << lo
-            };
-            (w, mask)
-        })
-    }
-
-    fn none_filled(&self, start: usize, end: usize) -> bool {
-        Self::word_masks(start, end).all(|(w, m)| self.filled.get(w).is_none_or(|x| x & m == 0))
-    }
-
-    fn mark_range(&mut self, start: usize, end: usize) {
-        for (w, m) in Self::word_masks(start, end) {
-            if let Some(x) = self.filled.get_mut(w) {
-                *x |= m;
-            }
-        }
-    }
-
-    /// Moves `contiguous` over the filled bytes that follow it.
-    fn advance(&mut self) {
-        while let Some(word) = self.filled.get(self.contiguous / 64) {
-            let bit = self.contiguous % 64;
-            let ones = (word >> bit).trailing_ones() as usize;
-            let ones = ones.min(64 - bit);
-            self.contiguous += ones;
-            if bit + ones < 64 {
-                break;
-            }
-        }
-        self.contiguous = self.contiguous.min(self.buf.len());
-    }
-
-    fn is_filled(&self, i: usize) -> bool {
-        self.filled
-            .get(i / 64)
-            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
-    }
-
-    pub(crate) fn contiguous(&self) -> &[u8] {
-        self.buf.get(..self.contiguous).unwrap_or(&[])
-    }
-
-    pub(crate) fn cap(&self) -> usize {
-        self.cap
-    }
-
-    pub(crate) fn dropped(&self) -> bool {
-        self.dropped
-    }
-}
-
 /// Reassembles the first bytes of a client-to-server TCP stream from
 /// segments that may arrive out of order, duplicated or overlapping.
 ///
 /// `isn` is the sequence number of the first payload byte (the SYN's
 /// sequence number + 1, or the first seen segment's sequence number). Bytes
 /// beyond the window (16 KiB by default) are dropped; on overlap the first
-/// copy received wins.
+/// copy received wins and a different second copy is flagged
+/// ([`HelloAssembler::conflict`]). Memory follows the bytes received, not
+/// the sequence numbers claimed ([`crate::reassembly`]).
 #[derive(Debug, Clone)]
 pub struct HelloAssembler {
     isn: u32,
@@ -731,6 +609,16 @@ impl HelloAssembler {
     /// Some data fell outside the window and was dropped.
     pub fn overflowed(&self) -> bool {
         self.inner.dropped()
+    }
+
+    /// Two segments carried different bytes for the same sequence range.
+    pub fn conflict(&self) -> bool {
+        self.inner.conflict()
+    }
+
+    /// Heap bytes held by this assembler (for a memory budget).
+    pub fn heap_bytes(&self) -> usize {
+        self.inner.heap_bytes()
     }
 
     /// Shortcut: [`parse_client_hello`] over the contiguous bytes.
@@ -802,52 +690,5 @@ mod tests {
         assert!(is_grease(0xFAFA));
         assert!(!is_grease(0x0304));
         assert!(!is_grease(0x0A1A));
-    }
-
-    #[test]
-    fn reassembler_matches_a_naive_model() {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut rnd = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
-        for _round in 0..300 {
-            let cap = 1 + rnd(700);
-            let mut r = Reassembler::new(cap);
-            let mut model: Vec<Option<u8>> = vec![None; cap];
-            for _ in 0..rnd(60) {
-                let off = rnd(cap + 100) as i64 - 50;
-                let len = rnd(150);
-                let data: Vec<u8> = (0..len).map(|_| rnd(256) as u8).collect();
-                r.insert(off, &data);
-                for (k, &b) in data.iter().enumerate() {
-                    let pos = off + k as i64;
-                    if (0..cap as i64).contains(&pos) {
-                        let slot = &mut model[pos as usize];
-                        if slot.is_none() {
-                            *slot = Some(b);
-                        }
-                    }
-                }
-                let expect: Vec<u8> = model.iter().map_while(|x| *x).collect();
-                assert_eq!(r.contiguous(), &expect[..]);
-            }
-        }
-    }
-
-    #[test]
-    fn reassembler_out_of_order_and_overlap() {
-        let mut r = Reassembler::new(8);
-        r.insert(4, b"EFGH");
-        assert_eq!(r.contiguous(), b"");
-        r.insert(0, b"ABxx");
-        assert_eq!(r.contiguous(), b"ABxxEFGH");
-        r.insert(2, b"CD"); // overlap: first copy wins
-        assert_eq!(r.contiguous(), b"ABxxEFGH");
-        r.insert(6, b"GHIJ");
-        assert!(r.dropped());
-        assert_eq!(r.contiguous().len(), 8);
     }
 }

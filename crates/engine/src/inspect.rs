@@ -73,6 +73,19 @@ pub struct FlowInspect {
     pub tentative: Option<Label>,
     /// A host name seen without an app match (for reports).
     pub host: Option<Box<str>>,
+    /// Reassembly memory charged to the engine's pool (given back on drop).
+    pub charge: crate::budget::Charge,
+}
+
+impl FlowInspect {
+    /// Heap bytes this inspection buffers (reassemblers, QUIC keys).
+    pub fn held_bytes(&self) -> usize {
+        self.tls.as_ref().map_or(0, |a| {
+            std::mem::size_of::<tls::HelloAssembler>() + a.heap_bytes()
+        }) + self.quic.as_ref().map_or(0, |a| {
+            std::mem::size_of::<quic::CryptoAssembler>() + a.heap_bytes()
+        })
+    }
 }
 
 /// A per-direction run of packets whose 4th byte counts up by one from the

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod dnstrust;
 pub mod flow;
 pub mod handover;
@@ -34,8 +35,9 @@ use geofence_geo::{GeoDb, GeoInfo};
 use geofence_policy::{Action, Decision, Policy, Query, Verdict};
 use serde::Serialize;
 
+use budget::{Grant, Pool, PoolConfig};
 use dnstrust::{AnswerTrust, QueryTable, TrustConfig, TrustStats};
-use flow::{Dir, Flow, FlowKey, FlowTable, TableConfig};
+use flow::{Dir, Flow, FlowKey, FlowTable, Slot, TableConfig};
 use inspect::{FlowInspect, Side, Step};
 use names::{NameCache, PeerCache, PeerStats};
 use rustc_hash::FxHashMap;
@@ -83,6 +85,8 @@ pub struct EngineConfig {
     /// [`handover::KernelView`]), so a capture of the whole traffic is
     /// decided as the live daemon decides it. Needs `handover`.
     pub simulate_handover: bool,
+    /// Memory budget for reassembly buffers of all flows.
+    pub pool: PoolConfig,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +103,7 @@ impl Default for EngineConfig {
             keep_finished: false,
             handover: None,
             simulate_handover: false,
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -298,6 +303,7 @@ pub struct EngineStats {
     pub names: ScopedStats,
     pub peers: PeerStats,
     pub flows: flow::TableStats,
+    pub reassembly: budget::PoolStats,
 }
 
 impl EngineStats {
@@ -320,6 +326,7 @@ pub struct Engine {
     geo: Arc<GeoDb>,
     policy: Arc<Policy>,
     flows: FlowTable,
+    pool: Pool,
     names: NameCache,
     peers: PeerCache,
     trust: QueryTable,
@@ -397,6 +404,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             flows: FlowTable::new(cfg.table.clone()),
+            pool: Pool::new(cfg.pool.clone()),
             names: NameCache::new(cfg.name_cache, cfg.dns_floor_secs),
             peers: PeerCache::new(cfg.peer_cache, cfg.peer_life_secs),
             trust: QueryTable::new(cfg.dns_trust.clone()),
@@ -481,6 +489,7 @@ impl Engine {
             dns_trust: self.trust.stats(),
             names: self.names.stats(),
             peers: self.peers.stats(),
+            reassembly: self.pool.stats(),
             ..self.stats
         }
     }
@@ -530,7 +539,30 @@ impl Engine {
             self.sweep(ts_ns, out);
         }
         let key = FlowKey::of(p);
-        if self.flows.get_mut(&key).is_none() {
+        let slot = match self.flows.find(&key) {
+            Some(s) => s,
+            None => self.create_flow(key, ts_ns, p, out),
+        };
+        {
+            let Some(f) = self.flows.slot_mut(slot) else {
+                return;
+            };
+            f.last_ns = f.last_ns.max(ts_ns);
+            if let Some(t) = p.tcp {
+                if t.fin || t.rst {
+                    f.closing = true;
+                }
+            }
+        }
+        self.flows.touch(slot);
+        if self.inspect_packet(slot, key, ts_ns, p, out) {
+            self.account(slot, key, ts_ns, out);
+        }
+    }
+
+    /// Creates the flow of a packet whose flow is not in the table.
+    fn create_flow(&mut self, key: FlowKey, ts_ns: u64, p: &Packet<'_>, out: &mut Vec<Event>) -> Slot {
+        {
             let f = self.new_flow(ts_ns, p);
             if let Some(l) = &f.label {
                 // Decided before any payload (DNS name, STUN peer, socket):
@@ -569,7 +601,7 @@ impl Engine {
             }
             let keep = self.cfg.keep_finished;
             let mut ended = Vec::new();
-            self.flows.insert(key, f, &mut |f| {
+            let slot = self.flows.insert(key, f, &mut |f| {
                 if keep {
                     ended.push(f)
                 }
@@ -578,7 +610,20 @@ impl Engine {
                 let r = self.report(&f);
                 self.finished.push(r);
             }
+            slot
         }
+    }
+
+    /// Updates a flow with its packet and inspects it. True when the flow is
+    /// still being inspected (its buffers need accounting).
+    fn inspect_packet(
+        &mut self,
+        slot: Slot,
+        _key: FlowKey,
+        ts_ns: u64,
+        p: &Packet<'_>,
+        out: &mut Vec<Event>,
+    ) -> bool {
         // Split borrows: the flow lives in the table, the rest in self.
         let Engine {
             flows,
@@ -594,27 +639,21 @@ impl Engine {
             sockets_pending,
             ..
         } = self;
-        let Some(f) = flows.get_mut(&key) else {
-            return;
+        let Some(f) = flows.slot_mut(slot) else {
+            return false;
         };
         let mut dir = f.dir_of(p);
-        f.last_ns = f.last_ns.max(ts_ns);
         f.packets += 1;
         f.bytes += u64::from(p.ip_len);
         match dir {
             Dir::Orig => f.packets_orig = f.packets_orig.saturating_add(1),
             Dir::Reply => f.packets_reply = f.packets_reply.saturating_add(1),
         }
-        if let Some(t) = p.tcp {
-            if t.fin || t.rst {
-                f.closing = true;
-            }
-        }
         // DNS: record queries, learn names from the answers to them; the
         // flow itself is never labelled.
         if f.dns {
             if p.payload.is_empty() {
-                return;
+                return false;
             }
             let to_server = dir == Dir::Orig;
             if dns_well_formed(p, to_server) {
@@ -637,7 +676,7 @@ impl Engine {
                     };
                     learn_dns(&ctx, names, trust, cross_family, stats, f, p, ts_ns, out);
                 }
-                return;
+                return false;
             }
             // Not DNS after all: an ordinary flow, inspected like any
             // other. A port-53 side that sends something other than DNS
@@ -668,7 +707,7 @@ impl Engine {
                     harvest_peers(peers, f.client.0, l.app, p.payload, ts_ns);
                 }
             }
-            return;
+            return false;
         };
         let mut side = Side::default();
         let step = inspect::step(st, sigs, p, dir, f.server.1, &mut side);
@@ -682,7 +721,7 @@ impl Engine {
             Step::Decided(l) => Some(l),
             Step::Stop => finish_tentative(f),
             Step::More if budget_spent => finish_tentative(f),
-            Step::More => return,
+            Step::More => return true,
         };
         // Keep a server name seen without an app for the report.
         if let Some(h) = f.inspect.as_mut().and_then(|s| s.host.take()) {
@@ -698,6 +737,99 @@ impl Engine {
                 }
                 harvest_peers(peers, c, l.app, p.payload, ts_ns);
             }
+            if socket_evidence(f, &l) {
+                let sock = SocketAddr::new(f.client.0, f.client.1);
+                *sockets_pending |= peers.insert_socket(sock, l.app, ts_ns);
+            }
+            f.label = Some(l);
+            let report = make_report(&sigs.db, geo, policy, f);
+            out.push(Event::Labelled {
+                report,
+                packet_ts_ns: ts_ns,
+            });
+        }
+        false
+    }
+
+    /// Charges a flow's reassembly buffers to the pool. A flow over its
+    /// share, or that cannot be made to fit after reclaiming from the
+    /// oldest holders, is decided on what it has.
+    fn account(&mut self, slot: Slot, key: FlowKey, ts_ns: u64, out: &mut Vec<Event>) {
+        loop {
+            let Some(f) = self.flows.slot_mut(slot) else {
+                return;
+            };
+            let first_ns = f.first_ns;
+            let Some(st) = f.inspect.as_mut() else {
+                return;
+            };
+            let want = st.held_bytes();
+            match self.pool.charge(&mut st.charge, want, key, first_ns) {
+                Grant::Granted => break,
+                Grant::OverShare => {
+                    self.end_inspection(slot, ts_ns, out);
+                    return;
+                }
+                Grant::Full => {
+                    if !self.reclaim_one(key, ts_ns, out) {
+                        self.pool.note_refused();
+                        self.end_inspection(slot, ts_ns, out);
+                        return;
+                    }
+                }
+            }
+        }
+        if self.pool.wants_compaction() {
+            let flows = &mut self.flows;
+            self.pool.compact(|k, t| {
+                flows.get_mut(k).is_some_and(|f| {
+                    f.first_ns == t && f.inspect.as_ref().is_some_and(|s| s.charge.bytes() > 0)
+                })
+            });
+        }
+    }
+
+    /// Decides the flow that has held reassembly memory the longest (other
+    /// than `except`) on what it has. False when no other flow holds any.
+    fn reclaim_one(&mut self, except: FlowKey, ts_ns: u64, out: &mut Vec<Event>) -> bool {
+        while let Some((k, first)) = self.pool.oldest_holder() {
+            if k == except {
+                // The asking flow is the oldest holder: it goes first.
+                return false;
+            }
+            let Some(s) = self.flows.find(&k) else {
+                continue;
+            };
+            let holds = self.flows.slot_mut(s).is_some_and(|f| {
+                f.first_ns == first && f.inspect.as_ref().is_some_and(|st| st.charge.bytes() > 0)
+            });
+            if holds {
+                self.pool.note_reclaimed();
+                self.end_inspection(s, ts_ns, out);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Ends a flow's inspection now and decides it on what it has (its
+    /// tentative label, if any), reporting a label.
+    fn end_inspection(&mut self, slot: Slot, ts_ns: u64, out: &mut Vec<Event>) {
+        let Engine {
+            flows,
+            sigs,
+            peers,
+            geo,
+            policy,
+            sockets_pending,
+            ..
+        } = self;
+        let Some(f) = flows.slot_mut(slot) else {
+            return;
+        };
+        let decided = finish_tentative(f);
+        f.inspect = None;
+        if let Some(l) = decided {
             if socket_evidence(f, &l) {
                 let sock = SocketAddr::new(f.client.0, f.client.1);
                 *sockets_pending |= peers.insert_socket(sock, l.app, ts_ns);
