@@ -219,7 +219,11 @@ mod tests {
                 assert_eq!(r.conflict(), conflict);
                 // Memory follows the bytes held, never the window.
                 let held = model.iter().filter(|x| x.is_some()).count();
-                assert!(r.heap_bytes() <= 2 * held + 64 * 40 + 64, "{}", r.heap_bytes());
+                assert!(
+                    r.heap_bytes() <= 2 * held + 64 * 40 + 64,
+                    "{}",
+                    r.heap_bytes()
+                );
             }
         }
     }

@@ -66,8 +66,12 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() {
-    let flows: u32 = arg("--flows").and_then(|v| v.parse().ok()).unwrap_or(60_000);
-    let offset: u64 = arg("--offset").and_then(|v| v.parse().ok()).unwrap_or(16383);
+    let flows: u32 = arg("--flows")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    let offset: u64 = arg("--offset")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16383);
     let mut pcap = arg("--pcap").map(|p| {
         let f = std::fs::File::create(&p).expect("create pcap");
         PcapWriter::new_nanos(std::io::BufWriter::new(f), PcapLink::Ethernet).expect("pcap header")
@@ -100,9 +104,25 @@ fn main() {
             let c = Ipv4Addr::new(10, 200, (i >> 8) as u8, i as u8);
             frames.push(udp_v4(c, 50000, blocked, 443, &benign_quic));
             frames.push(tcp_v4(c, 50001, blocked, 443, 100, TcpFlags::SYN, &[]));
-            frames.push(tcp_v4(c, 50001, blocked, 443, 101, TcpFlags::PSH_ACK, &benign_tls));
+            frames.push(tcp_v4(
+                c,
+                50001,
+                blocked,
+                443,
+                101,
+                TcpFlags::PSH_ACK,
+                &benign_tls,
+            ));
             frames.push(tcp_v4(c, 50002, allowed, 443, 100, TcpFlags::SYN, &[]));
-            frames.push(tcp_v4(c, 50002, allowed, 443, 101, TcpFlags::PSH_ACK, &other_tls));
+            frames.push(tcp_v4(
+                c,
+                50002,
+                allowed,
+                443,
+                101,
+                TcpFlags::PSH_ACK,
+                &other_tls,
+            ));
             expect_block += 2;
         }
         for f in frames {

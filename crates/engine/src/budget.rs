@@ -132,7 +132,13 @@ impl Pool {
 
     /// Asks that `charge` (of the flow `key`, started at `first_ns`) now
     /// cover `bytes`. Shrinking always succeeds.
-    pub fn charge(&mut self, charge: &mut Charge, bytes: usize, key: FlowKey, first_ns: u64) -> Grant {
+    pub fn charge(
+        &mut self,
+        charge: &mut Charge,
+        bytes: usize,
+        key: FlowKey,
+        first_ns: u64,
+    ) -> Grant {
         if bytes > self.cfg.per_flow {
             self.stats.over_share += 1;
             return Grant::OverShare;

@@ -444,6 +444,7 @@ mod tests {
             host: None,
             reported: false,
             closing: false,
+            dns: false,
         };
         (k, f)
     }
@@ -457,7 +458,11 @@ mod tests {
         let mut gone = Vec::new();
         let keys: Vec<FlowKey> = (0..3)
             .map(|i| {
-                let (k, f) = flow(i, if i == 1 { Proto::Tcp } else { Proto::Udp }, 10 + u64::from(i));
+                let (k, f) = flow(
+                    i,
+                    if i == 1 { Proto::Tcp } else { Proto::Udp },
+                    10 + u64::from(i),
+                );
                 t.insert(k, f, &mut |f| gone.push(f.client));
                 k
             })

@@ -561,7 +561,13 @@ impl Engine {
     }
 
     /// Creates the flow of a packet whose flow is not in the table.
-    fn create_flow(&mut self, key: FlowKey, ts_ns: u64, p: &Packet<'_>, out: &mut Vec<Event>) -> Slot {
+    fn create_flow(
+        &mut self,
+        key: FlowKey,
+        ts_ns: u64,
+        p: &Packet<'_>,
+        out: &mut Vec<Event>,
+    ) -> Slot {
         {
             let f = self.new_flow(ts_ns, p);
             if let Some(l) = &f.label {

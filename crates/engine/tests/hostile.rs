@@ -8,7 +8,6 @@ use geofence_classify::quic::{client_initial_datagram, VERSION_1};
 use geofence_classify::SignatureDb;
 use geofence_decode::LinkType;
 use geofence_engine::budget::PoolConfig;
-use geofence_engine::flow::TableConfig;
 use geofence_engine::{Engine, EngineConfig, Event, FlowReport};
 use geofence_geo::GeoDb;
 use geofence_testkit::mmdb::geoip2_country;
@@ -66,16 +65,21 @@ fn lying_crypto_offsets_stay_within_the_memory_budget() {
         POLICY,
     );
     let hello = client_hello("zoom.us");
-    let flood = client_initial_datagram(VERSION_1, &[0x5a; 8], 16383, &hello[5..40], 1200)
-        .expect("flood");
-    let benign = client_initial_datagram(VERSION_1, &[0x77; 8], 0, &hello[5..], 1200)
-        .expect("benign");
+    let flood =
+        client_initial_datagram(VERSION_1, &[0x5a; 8], 16383, &hello[5..40], 1200).expect("flood");
+    let benign =
+        client_initial_datagram(VERSION_1, &[0x77; 8], 0, &hello[5..], 1200).expect("benign");
     let mut ev = Vec::new();
     let mut blocked = 0;
     let n = 3000u32;
     for i in 0..n {
         let c = Ipv4Addr::from(0x0a00_0000 + i);
-        e.process_frame(T0 + u64::from(i) * 1000, LinkType::Ethernet, &udp_v4(c, 40000, OTHER_SERVER, 443, &flood), &mut ev);
+        e.process_frame(
+            T0 + u64::from(i) * 1000,
+            LinkType::Ethernet,
+            &udp_v4(c, 40000, OTHER_SERVER, 443, &flood),
+            &mut ev,
+        );
         if i == 100 {
             // Per flood flow: its one clipped byte and the cached keys, far
             // from the 16 KiB window the offset claims.
@@ -84,9 +88,24 @@ fn lying_crypto_offsets_stay_within_the_memory_budget() {
         }
         if i % 100 == 0 {
             let b = Ipv4Addr::new(10, 200, 0, (i / 100) as u8);
-            e.process_frame(T0 + u64::from(i) * 1000 + 1, LinkType::Ethernet, &udp_v4(b, 50000, CN_SERVER, 443, &benign), &mut ev);
-            e.process_frame(T0 + u64::from(i) * 1000 + 2, LinkType::Ethernet, &tcp_v4(b, 50001, CN_SERVER, 443, 7, TcpFlags::SYN, &[]), &mut ev);
-            e.process_frame(T0 + u64::from(i) * 1000 + 3, LinkType::Ethernet, &tcp_v4(b, 50001, CN_SERVER, 443, 8, TcpFlags::PSH_ACK, &hello), &mut ev);
+            e.process_frame(
+                T0 + u64::from(i) * 1000 + 1,
+                LinkType::Ethernet,
+                &udp_v4(b, 50000, CN_SERVER, 443, &benign),
+                &mut ev,
+            );
+            e.process_frame(
+                T0 + u64::from(i) * 1000 + 2,
+                LinkType::Ethernet,
+                &tcp_v4(b, 50001, CN_SERVER, 443, 7, TcpFlags::SYN, &[]),
+                &mut ev,
+            );
+            e.process_frame(
+                T0 + u64::from(i) * 1000 + 3,
+                LinkType::Ethernet,
+                &tcp_v4(b, 50001, CN_SERVER, 443, 8, TcpFlags::PSH_ACK, &hello),
+                &mut ev,
+            );
         }
         let s = e.stats().reassembly;
         assert!(s.used <= budget as u64, "{s:?}");
@@ -102,5 +121,8 @@ fn lying_crypto_offsets_stay_within_the_memory_budget() {
     assert_eq!(blocked, 2 * n / 100, "every benign zoom flow decided");
     let s = e.stats().reassembly;
     assert!(s.peak <= budget as u64, "{s:?}");
-    assert!(s.reclaimed > 0, "the budget was reached and reclaimed: {s:?}");
+    assert!(
+        s.reclaimed > 0,
+        "the budget was reached and reclaimed: {s:?}"
+    );
 }
