@@ -3,7 +3,7 @@
 //! more than 1,000 resolutions, while allowed names resolve and connect.
 //!
 //! ```text
-//! client ──DNS──► gateway: geofenced with [dns_gate] ──► srv: test resolver 203.0.113.53
+//! client ──DNS to any resolver──► gateway: nat redirect ─► geofenced's gate ──► srv: test resolver 203.0.113.53
 //!    └──TCP 443 at once──► gateway forward chain ──► srv: sink on [::]:443 (counts arrivals)
 //! ```
 //! The server namespace answers on whole test ranges (local routes):
@@ -229,7 +229,7 @@ fn no_connection_reaches_a_blocked_server_however_fast_the_client() {
     let _auth = env.spawn(&srv, &["auth", "203.0.113.53:53"]);
     let sink = env.spawn(&srv, &["sink", "443"]);
     // One client asks as fast as it can: no rate limit in this test.
-    let _d = env.daemon(&config(&env.dir, "client_rate = 0"));
+    let d = env.daemon(&config(&env.dir, "client_rate = 0"));
     env.wait_gate("[2001:db8:1::1]:53");
 
     // 1,000 blocked resolutions over IPv6, each a new server, each
@@ -305,5 +305,142 @@ fn no_connection_reaches_a_blocked_server_however_fast_the_client() {
     assert!(
         alerts.contains("\"c999.zoom.us\""),
         "no alert for the last blocked name"
+    );
+    // `systemctl stop` (SIGTERM) says how DNS fails.
+    d.signal("TERM");
+    assert!(d.wait_ok(), "clean stop");
+    assert!(
+        env.log().contains("failing closed"),
+        "the journal says DNS fails closed:\n{}",
+        env.log()
+    );
+}
+
+/// Resolves through the gate, then SIGKILLs the daemon and returns the env
+/// and what a blocked name did while the daemon was up.
+fn killed_daemon(prefix: &str, on_failure: &str) -> Option<(Env, Reaped, Reaped)> {
+    let env = setup(prefix)?;
+    let srv = env.t.srv.clone();
+    let auth = env.spawn(&srv, &["auth", "203.0.113.53:53"]);
+    let sink = env.spawn(&srv, &["sink", "443"]);
+    let d = env.daemon(&config(&env.dir, &format!("on_failure = \"{on_failure}\"")));
+    env.wait_gate("[2001:db8:2::53]:53");
+    // A block made through the gate while the daemon is up.
+    let before = env.race(&[
+        "[2001:db8:2::53]:53",
+        "c.zoom.us",
+        "3000",
+        "1",
+        "aaaa",
+        "443",
+    ]);
+    assert_eq!((before.answers, before.refused), (1, 1), "{before:?}");
+    d.signal("KILL");
+    let _ = d.wait_ok();
+    Some((env, auth, sink))
+}
+
+#[test]
+fn sigkill_fail_closed_nothing_resolves() {
+    let Some((env, _auth, _sink)) = killed_daemon("gfdc", "closed") else {
+        return;
+    };
+    // What the unit's ExecStopPost runs: says so, changes nothing.
+    let ctl = workspace_bin("geofencectl");
+    let cfg = env.dir.join("geofence.toml");
+    let o = env
+        .t
+        .exec(
+            &env.t.gw,
+            &[
+                &ctl.to_string_lossy(),
+                "dns-gate-down",
+                "--config",
+                &cfg.to_string_lossy(),
+            ],
+        )
+        .expect("geofencectl");
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(said.contains("fails closed"), "{said}");
+    // Nothing resolves, whichever resolver and transport the client uses.
+    for (resolver, qtype, tcp) in [
+        ("203.0.113.53:53", "a", "udp"),
+        ("203.0.113.53:53", "aaaa", "tcp"),
+        ("[2001:db8:2::53]:53", "aaaa", "udp"),
+    ] {
+        let c = env.race(&[resolver, "d.zoom.us", "10", "3", qtype, "443", tcp]);
+        assert_eq!(c.answers, 0, "{resolver} {tcp}: {c:?}");
+        assert_eq!(c.connected, 0);
+    }
+    let rules = env
+        .t
+        .stdout(
+            &env.t.gw,
+            &["nft", "list", "chain", "inet", "geofence", "dns_gate"],
+        )
+        .expect("nft");
+    assert!(rules.contains("dnat"), "the redirect stays:\n{rules}");
+}
+
+#[test]
+fn sigkill_fail_open_clients_resolve_directly() {
+    let Some((env, _auth, sink)) = killed_daemon("gfdo", "open") else {
+        return;
+    };
+    let ctl = workspace_bin("geofencectl");
+    let cfg = env.dir.join("geofence.toml");
+    let o = env
+        .t
+        .exec(
+            &env.t.gw,
+            &[
+                &ctl.to_string_lossy(),
+                "dns-gate-down",
+                "--config",
+                &cfg.to_string_lossy(),
+            ],
+        )
+        .expect("geofencectl");
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        said.contains("fails open") && said.contains("dns_gate"),
+        "{said}"
+    );
+    // Clients reach their own resolver directly, over UDP and TCP.
+    let ok = env.race(&["203.0.113.53:53", "d.zoom.us", "10", "3", "aaaa", "443"]);
+    assert_eq!((ok.answers, ok.connected), (3, 3), "{ok:?}");
+    let ok_tcp = env.race(&["203.0.113.53:53", "d.zoom.us", "20", "2", "a", "443", "tcp"]);
+    assert_eq!((ok_tcp.answers, ok_tcp.connected), (2, 2), "{ok_tcp:?}");
+    // The block made while the daemon was up still holds ...
+    let old = env.race(&["203.0.113.53:53", "c.zoom.us", "3000", "1", "aaaa", "443"]);
+    assert_eq!(
+        (old.answers, old.connected, old.refused),
+        (1, 0, 1),
+        "{old:?}"
+    );
+    // ... but new answers are no longer held: the documented price of
+    // failing open.
+    let new = env.race(&["203.0.113.53:53", "c.zoom.us", "3001", "1", "aaaa", "443"]);
+    assert_eq!((new.answers, new.connected), (1, 1), "{new:?}");
+    // A second run (ExecStopPost after a clean stop) is harmless.
+    let o = env
+        .t
+        .exec(
+            &env.t.gw,
+            &[
+                &ctl.to_string_lossy(),
+                "dns-gate-down",
+                "--config",
+                &cfg.to_string_lossy(),
+            ],
+        )
+        .expect("geofencectl");
+    assert!(o.status.success());
+    sink.signal("KILL");
+    let out = sink.output();
+    assert_eq!(
+        accepted(&out, "2001:db8:2::1:bb8"),
+        0,
+        "c3000 stays blocked:\n{out}"
     );
 }

@@ -70,6 +70,14 @@ enum Cmd {
     /// and wait for the result: exit 0 when applied, 1 with the error when
     /// refused (the running policy then stays in force).
     Reload(ctl::ReloadArgs),
+    /// What DNS does now that geofenced is down (the unit's ExecStopPost runs
+    /// it, also after a crash or SIGKILL): with `[dns_gate] on_failure =
+    /// "open"` the DNS redirect is removed so clients reach their resolvers
+    /// directly; with "closed" it stays and nothing resolves (root).
+    DnsGateDown {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Open a geo database (.mmdb) with the daemon's own verified loader:
     /// exit 0 if the daemon would accept it, 65 with the reason if not.
     CheckDb {
@@ -99,7 +107,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Flush { yes } => flush(yes),
         Cmd::Reload(a) => ctl::reload(&a),
         Cmd::CheckDb { file } => Ok(ctl::check_db(&file)),
+        Cmd::DnsGateDown { config } => dns_gate_down(&config),
     }
+}
+
+fn dns_gate_down(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use geofence_nft::model::{DNS_GATE_CHAIN, DNS_GATE_FORWARD_CHAIN};
+    use geofence_policy::GateFailure;
+    // Without a readable policy nothing is known about the intent: leave
+    // the kernel as it is (fail closed).
+    let c = match geofence_policy::load_file(config) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("policy unreadable ({e}); the DNS redirect, if any, stays (fail closed)");
+            return Ok(ExitCode::from(EX_CONFIG));
+        }
+    };
+    let g = &c.dns_gate;
+    if !g.enabled {
+        println!("DNS gate is off: nothing to do");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match g.on_failure {
+        GateFailure::Closed => {
+            println!("DNS gate fails closed: the DNS redirect stays in the kernel, so clients resolve nothing until geofenced is back; blocks in the kernel keep holding");
+        }
+        GateFailure::Open => {
+            let mut nft = geofence_nft::apply::Nft::with_table(geofence_runtime::plan::TABLE)?;
+            let removed = nft.remove_chains(&[DNS_GATE_CHAIN, DNS_GATE_FORWARD_CHAIN])?;
+            println!(
+                "DNS gate fails open: removed {} (clients reach their resolvers directly; DNS answers are no longer held; blocks in the kernel keep holding)",
+                if removed.is_empty() { "nothing, the redirect was not installed".to_string() } else { format!("chain(s) {}", removed.join(", ")) }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status() -> anyhow::Result<ExitCode> {

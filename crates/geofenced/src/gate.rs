@@ -208,10 +208,21 @@ impl GateHandle {
                 queries = s.queries, answered = s.answered, withheld = s.withheld,
                 "DNS gate stopped, failing closed: the DNS redirect stays in the kernel, so clients resolve nothing until geofenced is back (blocks already in the kernel keep holding)"
             ),
-            geofence_policy::GateFailure::Open => tracing::warn!(
-                queries = s.queries, answered = s.answered, withheld = s.withheld,
-                "DNS gate stopped, failing open: the DNS redirect is removed, clients reach their resolvers directly; new DNS answers are no longer held (blocks already in the kernel keep holding)"
-            ),
+            geofence_policy::GateFailure::Open => {
+                use geofence_nft::model::{DNS_GATE_CHAIN, DNS_GATE_FORWARD_CHAIN};
+                let removed = geofence_nft::apply::Nft::with_table(geofence_runtime::plan::TABLE)
+                    .and_then(|mut n| n.remove_chains(&[DNS_GATE_CHAIN, DNS_GATE_FORWARD_CHAIN]));
+                match removed {
+                    Ok(_) => tracing::warn!(
+                        queries = s.queries, answered = s.answered, withheld = s.withheld,
+                        "DNS gate stopped, failing open: the DNS redirect is removed, clients reach their resolvers directly; new DNS answers are no longer held (blocks already in the kernel keep holding)"
+                    ),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "DNS gate stopped but the DNS redirect could not be removed: DNS fails closed until `geofencectl dns-gate-down` succeeds"
+                    ),
+                }
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ fn spec(rules: Vec<(String, IpRanges)>) -> RulesetSpec {
         hook: Hook::Forward,
         priority: DEFAULT_PRIORITY,
         enforce: true,
+        dns_redirect: None,
         nflog: None,
         rules: rules
             .into_iter()

@@ -3,7 +3,7 @@
 
 use crate::ffi::{self, Attr, Dump, ElemOp, Parsed, RawExpr, RawSet, SetParams, Sock};
 use crate::model::DynElement;
-use crate::render::{AddrField, ChainHook, Family, KeyType, Ruleset, SetDef, Stmt};
+use crate::render::{AddrField, ChainHook, ChainKind, Family, KeyType, Ruleset, SetDef, Stmt};
 use nftnl::{Batch, Chain, ChainType, MsgType, Policy, ProtoFamily, Rule, Table};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -355,6 +355,37 @@ fn stmt_exprs(st: &Stmt, set_ids: &BTreeMap<String, u32>) -> Result<Vec<RawExpr>
                 (s::NFTNL_EXPR_REJECT_CODE, Attr::U8(0)),
             ],
         }],
+        Stmt::Dnat { to } => {
+            let r2 = libc::NFT_REG_2 as u32;
+            let (fam, addr) = match to {
+                std::net::SocketAddr::V4(a) => (libc::NFPROTO_IPV4, a.ip().octets().to_vec()),
+                std::net::SocketAddr::V6(a) => (libc::NFPROTO_IPV6, a.ip().octets().to_vec()),
+            };
+            let imm = |reg: u32, data: Vec<u8>| RawExpr {
+                name: c"immediate",
+                attrs: vec![
+                    (s::NFTNL_EXPR_IMM_DREG, Attr::U32(reg)),
+                    (s::NFTNL_EXPR_IMM_DATA, Attr::Data(data)),
+                ],
+            };
+            vec![
+                imm(r1, addr),
+                imm(r2, to.port().to_be_bytes().to_vec()),
+                RawExpr {
+                    name: c"nat",
+                    attrs: vec![
+                        (s::NFTNL_EXPR_NAT_TYPE, Attr::U32(libc::NFT_NAT_DNAT as u32)),
+                        (s::NFTNL_EXPR_NAT_FAMILY, Attr::U32(fam as u32)),
+                        (s::NFTNL_EXPR_NAT_REG_ADDR_MIN, Attr::U32(r1)),
+                        (s::NFTNL_EXPR_NAT_REG_ADDR_MAX, Attr::U32(r1)),
+                        (s::NFTNL_EXPR_NAT_REG_PROTO_MIN, Attr::U32(r2)),
+                        (s::NFTNL_EXPR_NAT_REG_PROTO_MAX, Attr::U32(r2)),
+                        // NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED
+                        (s::NFTNL_EXPR_NAT_FLAGS, Attr::U32(0x3)),
+                    ],
+                },
+            ]
+        }
         Stmt::RejectIcmpxAdminProhibited => vec![RawExpr {
             name: c"reject",
             attrs: vec![
@@ -489,6 +520,7 @@ fn nft_hook(h: ChainHook) -> nftnl::Hook {
         ChainHook::Forward => nftnl::Hook::Forward,
         ChainHook::Output => nftnl::Hook::Out,
         ChainHook::Input => nftnl::Hook::In,
+        ChainHook::Prerouting => nftnl::Hook::PreRouting,
     }
 }
 
@@ -778,7 +810,10 @@ impl Nft {
             let cname = cstring(&cdef.name)?;
             let mut chain = Chain::new(&cname, &table);
             chain.set_hook(nft_hook(cdef.hook), cdef.priority);
-            chain.set_type(ChainType::Filter);
+            chain.set_type(match cdef.kind {
+                ChainKind::Filter => ChainType::Filter,
+                ChainKind::Nat => ChainType::Nat,
+            });
             chain.set_policy(Policy::Accept);
             batch.add(&chain, MsgType::Add);
             m.labels.push(format!("add chain {}", cdef.name));
@@ -1147,6 +1182,43 @@ impl Nft {
         };
         let fin = batch.finalize();
         self.commit(&fin, &m).map(|_| ())
+    }
+
+    /// Removes these chains (rules first) from the table in one
+    /// transaction; chains that are not there are skipped. Returns the
+    /// names removed. Used to drop the DNS gate's redirect when it fails
+    /// open.
+    pub fn remove_chains(&mut self, names: &[&str]) -> Result<Vec<String>, NftError> {
+        if !self.table_exists()? {
+            return Ok(Vec::new());
+        }
+        let present: Vec<String> = self
+            .dump(Dump::Chains, None)?
+            .into_iter()
+            .filter_map(|p| match p {
+                Parsed::Chain { name, .. } => Some(name),
+                _ => None,
+            })
+            .filter(|n| names.contains(&n.as_str()))
+            .collect();
+        if present.is_empty() {
+            return Ok(present);
+        }
+        let tname = cstring(&self.table)?;
+        let table = Table::new(&tname, ProtoFamily::Inet);
+        let mut batch = Batch::new();
+        let mut m = Msgs { labels: Vec::new() };
+        for name in &present {
+            let cname = cstring(name)?;
+            let chain = Chain::new(&cname, &table);
+            batch.add(&Rule::new(&chain), MsgType::Del);
+            m.labels.push(format!("flush chain {name}"));
+            batch.add(&chain, MsgType::Del);
+            m.labels.push(format!("delete chain {name}"));
+        }
+        let fin = batch.finalize();
+        self.commit(&fin, &m)?;
+        Ok(present)
     }
 
     /// Per-rule counters (rules with a `counter`), keyed by rule comment.

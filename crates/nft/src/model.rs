@@ -112,7 +112,28 @@ pub struct RulesetSpec {
     pub enforce: bool,
     pub nflog: Option<NflogSpec>,
     pub rules: Vec<RuleSpec>,
+    /// The DNS gate's redirect (gateway mode only): clients' DNS goes to
+    /// the daemon's own resolver. `None` = no redirect.
+    pub dns_redirect: Option<DnsRedirect>,
 }
+
+/// Where clients' DNS (UDP and TCP port 53, to any address) is sent: a
+/// `nat` chain on `prerouting` (priority `dstnat`) rewrites the destination
+/// to the gate's address of the packet's family. When enforcing, port-53
+/// traffic that is still forwarded (a family without a gate address) is
+/// rejected, so no client resolves around the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRedirect {
+    pub v4: Option<std::net::SocketAddrV4>,
+    pub v6: Option<std::net::SocketAddrV6>,
+}
+
+/// Name of the DNS gate's nat chain.
+pub const DNS_GATE_CHAIN: &str = "dns_gate";
+/// Name of the DNS gate's filter chain (rejects forwarded DNS).
+pub const DNS_GATE_FORWARD_CHAIN: &str = "dns_gate_forward";
+/// `dstnat`: where destination NAT runs on `prerouting`.
+pub const DSTNAT_PRIORITY: i32 = -100;
 
 /// `filter - 5`: our chain runs before the host's own `filter`-priority
 /// chains (firewalld, ufw, docker's nft rules, hand-written `inet filter`),

@@ -3,7 +3,10 @@
 //! The same description feeds the netlink apply path (`ffi`/`apply`) and the
 //! `nft -f` text printed by [`fmt::Display`].
 
-use crate::model::{Hook, RuleSpec, RulesetSpec, Transport, Verdict, DNS_SNAPLEN, DYN_SET_SIZE};
+use crate::model::{
+    DnsRedirect, Hook, RuleSpec, RulesetSpec, Transport, Verdict, DNS_GATE_CHAIN,
+    DNS_GATE_FORWARD_CHAIN, DNS_SNAPLEN, DSTNAT_PRIORITY, DYN_SET_SIZE,
+};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -146,6 +149,11 @@ pub enum Stmt {
     RejectTcpReset,
     /// `reject with icmpx admin-prohibited`.
     RejectIcmpxAdminProhibited,
+    /// `dnat ip to 192.0.2.1:53` / `dnat ip6 to [2001:db8::1]:53` (nat
+    /// chains only; needs a preceding `meta nfproto` of the same family).
+    Dnat {
+        to: std::net::SocketAddr,
+    },
 }
 
 impl Stmt {
@@ -177,6 +185,7 @@ pub enum ChainHook {
     Forward,
     Output,
     Input,
+    Prerouting,
 }
 
 impl ChainHook {
@@ -185,6 +194,25 @@ impl ChainHook {
             ChainHook::Forward => "forward",
             ChainHook::Output => "output",
             ChainHook::Input => "input",
+            ChainHook::Prerouting => "prerouting",
+        }
+    }
+}
+
+/// Type of a base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ChainKind {
+    #[default]
+    Filter,
+    /// Sees the first packet of each connection only; may rewrite addresses.
+    Nat,
+}
+
+impl ChainKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChainKind::Filter => "filter",
+            ChainKind::Nat => "nat",
         }
     }
 }
@@ -193,6 +221,7 @@ impl ChainHook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainDef {
     pub name: String,
+    pub kind: ChainKind,
     pub hook: ChainHook,
     pub priority: i32,
     pub rules: Vec<RuleDef>,
@@ -296,6 +325,7 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
     };
     let mut chains = vec![ChainDef {
         name: name.to_string(),
+        kind: ChainKind::Filter,
         hook,
         priority: spec.priority,
         rules: main_rules,
@@ -307,6 +337,7 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
         };
         chains.push(ChainDef {
             name: name.to_string(),
+            kind: ChainKind::Filter,
             hook,
             priority: spec.priority,
             rules: local_rules,
@@ -315,10 +346,33 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
     if !input_rules.is_empty() {
         chains.push(ChainDef {
             name: "input".to_string(),
+            kind: ChainKind::Filter,
             hook: ChainHook::Input,
             priority: spec.priority,
             rules: input_rules,
         });
+    }
+    // The DNS gate's chains are their own, so that failing open removes
+    // exactly them (`Nft::remove_chains`).
+    if let Some(r) = &spec.dns_redirect {
+        if spec.hook == Hook::Forward {
+            chains.push(ChainDef {
+                name: DNS_GATE_CHAIN.to_string(),
+                kind: ChainKind::Nat,
+                hook: ChainHook::Prerouting,
+                priority: DSTNAT_PRIORITY,
+                rules: redirect_rules(r),
+            });
+            if spec.enforce {
+                chains.push(ChainDef {
+                    name: DNS_GATE_FORWARD_CHAIN.to_string(),
+                    kind: ChainKind::Filter,
+                    hook: ChainHook::Forward,
+                    priority: spec.priority,
+                    rules: forwarded_dns_rejects(),
+                });
+            }
+        }
     }
     Ruleset {
         table: spec.table.clone(),
@@ -368,6 +422,35 @@ fn dns_queries(n: u64, rate: u32, log: Stmt, after_first: bool) -> Vec<RuleDef> 
     out
 }
 
+/// `meta nfproto F udp|tcp dport 53 dnat to GATE` for each family the gate
+/// listens on.
+fn redirect_rules(r: &DnsRedirect) -> Vec<RuleDef> {
+    let targets = [
+        (Family::V4, r.v4.map(std::net::SocketAddr::V4)),
+        (Family::V6, r.v6.map(std::net::SocketAddr::V6)),
+    ];
+    let mut out = Vec::new();
+    for (fam, to) in targets {
+        let Some(to) = to else { continue };
+        for proto in [Transport::Udp, Transport::Tcp] {
+            out.push(RuleDef {
+                comment: format!("dns gate redirect {} {}", proto.name(), fam.suffix()),
+                stmts: vec![
+                    Stmt::NfProto(fam),
+                    Stmt::Dport {
+                        proto,
+                        lo: 53,
+                        hi: 53,
+                    },
+                    Stmt::Counter,
+                    Stmt::Dnat { to },
+                ],
+            });
+        }
+    }
+    out
+}
+
 /// DNS answer logging (`sport 53`) in the reply direction of a tracked
 /// flow only: the first `n` packets in full, the rest at most `rate` a
 /// second.
@@ -399,6 +482,37 @@ fn dns_answers(n: u64, rate: u32, log: Stmt) -> Vec<RuleDef> {
         }
     }
     out
+}
+
+/// With the gate on, DNS that is still forwarded (not redirected: a family
+/// the gate has no address for) is rejected.
+fn forwarded_dns_rejects() -> Vec<RuleDef> {
+    vec![
+        RuleDef {
+            comment: "dns gate: forwarded dns rejected tcp".to_string(),
+            stmts: vec![
+                Stmt::Dport {
+                    proto: Transport::Tcp,
+                    lo: 53,
+                    hi: 53,
+                },
+                Stmt::Counter,
+                Stmt::RejectTcpReset,
+            ],
+        },
+        RuleDef {
+            comment: "dns gate: forwarded dns rejected udp".to_string(),
+            stmts: vec![
+                Stmt::Dport {
+                    proto: Transport::Udp,
+                    lo: 53,
+                    hi: 53,
+                },
+                Stmt::Counter,
+                Stmt::RejectIcmpxAdminProhibited,
+            ],
+        },
+    ]
 }
 
 fn render_rule(rule: &RuleSpec, enforce: bool, sets: &mut Vec<SetDef>, out: &mut Vec<RuleDef>) {
@@ -638,6 +752,10 @@ impl fmt::Display for Stmt {
             Stmt::Accept => f.write_str("accept"),
             Stmt::RejectTcpReset => f.write_str("reject with tcp reset"),
             Stmt::RejectIcmpxAdminProhibited => f.write_str("reject with icmpx admin-prohibited"),
+            Stmt::Dnat { to } => match to {
+                std::net::SocketAddr::V4(a) => write!(f, "dnat ip to {a}"),
+                std::net::SocketAddr::V6(a) => write!(f, "dnat ip6 to {a}"),
+            },
         }
     }
 }
@@ -700,7 +818,8 @@ impl fmt::Display for Ruleset {
             writeln!(f, "\tchain {} {{", c.name)?;
             writeln!(
                 f,
-                "\t\ttype filter hook {} priority {}; policy accept;",
+                "\t\ttype {} hook {} priority {}; policy accept;",
+                c.kind.name(),
                 c.hook.name(),
                 c.priority
             )?;

@@ -17,6 +17,7 @@ fn gateway() -> RulesetSpec {
         hook: Hook::Forward,
         priority: DEFAULT_PRIORITY,
         enforce: true,
+        dns_redirect: None,
         nflog: Some(NflogSpec {
             group: 7,
             first_packets: 4,
@@ -67,6 +68,7 @@ fn host_monitor() -> RulesetSpec {
         hook: Hook::Output,
         priority: DEFAULT_PRIORITY,
         enforce: false,
+        dns_redirect: None,
         nflog: Some(NflogSpec {
             group: 3,
             first_packets: 6,
@@ -92,6 +94,7 @@ fn reject_ports() -> RulesetSpec {
         hook: Hook::Forward,
         priority: -150,
         enforce: true,
+        dns_redirect: None,
         nflog: None,
         rules: vec![RuleSpec {
             index: 2,
@@ -119,6 +122,46 @@ fn check(name: &str, spec: &RulesetSpec) {
 #[test]
 fn golden_gateway_enforce() {
     check("gateway_enforce", &gateway());
+}
+
+#[test]
+fn golden_gateway_dns_gate() {
+    let mut spec = gateway();
+    spec.dns_redirect = Some(geofence_nft::model::DnsRedirect {
+        v4: Some("192.0.2.1:53".parse().expect("v4")),
+        v6: Some("[2001:db8::1]:5353".parse().expect("v6")),
+    });
+    check("gateway_dns_gate", &spec);
+    let rs = render(&spec);
+    let nat = rs
+        .chains
+        .iter()
+        .find(|c| c.name == "dns_gate")
+        .expect("nat chain");
+    assert_eq!(nat.kind, geofence_nft::render::ChainKind::Nat);
+    assert_eq!(nat.hook, ChainHook::Prerouting);
+    assert_eq!(nat.rules.len(), 4, "udp and tcp for each family");
+    // Forwarded DNS that escaped the redirect is rejected, in a chain of
+    // its own (failing open removes the gate's chains and nothing else).
+    let fwd = rs
+        .chains
+        .iter()
+        .find(|c| c.name == "dns_gate_forward")
+        .expect("forward chain");
+    assert_eq!(fwd.hook, ChainHook::Forward);
+    assert!(fwd.rules.iter().all(|r| r.is_verdict()));
+    assert!(!rs.chains[0]
+        .rules
+        .iter()
+        .any(|r| r.comment.contains("dns gate")));
+    // Monitor mode redirects but never rejects.
+    spec.enforce = false;
+    let rs = render(&spec);
+    assert!(rs.chains.iter().any(|c| c.name == "dns_gate"));
+    assert!(!rs.chains.iter().any(|c| c.name == "dns_gate_forward"));
+    // Host mode has no redirect.
+    spec.hook = Hook::Output;
+    assert!(!render(&spec).chains.iter().any(|c| c.name == "dns_gate"));
 }
 
 #[test]

@@ -16,7 +16,9 @@
 use geofence_classify::sigdb::SignatureDb;
 use geofence_classify::AppId;
 use geofence_geo::{GeoDb, GeoField, IpRanges};
-use geofence_nft::model::{Hook, NflogSpec, RuleSpec, RulesetSpec, Verdict, DEFAULT_PRIORITY};
+use geofence_nft::model::{
+    DnsRedirect, Hook, NflogSpec, RuleSpec, RulesetSpec, Verdict, DEFAULT_PRIORITY,
+};
 use geofence_policy::{Action, By, CompiledRule, Config, Mode, Policy};
 use std::net::IpAddr;
 
@@ -338,6 +340,7 @@ pub fn ruleset_spec(
         },
         priority: DEFAULT_PRIORITY,
         enforce: config.daemon.enforce,
+        dns_redirect: dns_redirect(config),
         nflog: Some(NflogSpec {
             group: config.daemon.nflog_group,
             first_packets: FIRST_PACKETS,
@@ -347,6 +350,22 @@ pub fn ruleset_spec(
         }),
         rules,
     }
+}
+
+/// The DNS gate's redirect targets, when the gate is on and redirects.
+pub fn dns_redirect(config: &Config) -> Option<DnsRedirect> {
+    let g = &config.dns_gate;
+    if !g.enabled || !g.redirect || config.daemon.mode != Mode::Gateway {
+        return None;
+    }
+    let mut r = DnsRedirect { v4: None, v6: None };
+    for a in &g.listen {
+        match a {
+            std::net::SocketAddr::V4(v4) => r.v4 = r.v4.or(Some(*v4)),
+            std::net::SocketAddr::V6(v6) => r.v6 = r.v6.or(Some(*v6)),
+        }
+    }
+    Some(r)
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ fn load(path: &str) -> Result<RulesetSpec, String> {
         hook: f.hook,
         priority: f.priority,
         enforce: f.enforce,
+        dns_redirect: None,
         nflog: f.nflog,
         rules,
     })
