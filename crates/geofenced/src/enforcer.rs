@@ -19,7 +19,7 @@ use geofence_nft::model::{DynElement, RulesetSpec};
 use geofence_nft::render::{render, Ruleset};
 use geofence_policy::Policy;
 
-use crate::state::DynState;
+use crate::state::{Admission, DynState};
 
 /// A run-time block decided by the action stage, with the alert to write
 /// once it is in the kernel.
@@ -77,9 +77,27 @@ pub struct Enforcer {
     lat: Vec<u64>,
     lat_next: usize,
     last_save_error: Option<Instant>,
+    /// Dynamic-state pressure already alerted.
+    reported: crate::state::Pressure,
 }
 
 const LAT_SAMPLES: usize = 100_000;
+
+/// Commands the enforcement queue holds; senders of blocks use `try_send`
+/// and count what a full queue drops.
+pub const QUEUE: usize = 16_384;
+
+static BLOCKS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a block dropped because the enforcement queue was full.
+pub fn count_dropped() {
+    BLOCKS_DROPPED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Blocks dropped so far because the enforcement queue was full.
+pub fn dropped() -> u64 {
+    BLOCKS_DROPPED.load(Ordering::Relaxed)
+}
 /// Most blocks sent in one netlink transaction.
 const BATCH: usize = 4096;
 
@@ -115,6 +133,7 @@ impl Enforcer {
             lat: Vec::new(),
             lat_next: 0,
             last_save_error: None,
+            reported: crate::state::Pressure::default(),
         }
     }
 
@@ -235,6 +254,11 @@ impl Enforcer {
     }
 
     fn block(&mut self, batch: Vec<BlockReq>) {
+        let batch = if self.enforce {
+            self.admit(batch)
+        } else {
+            batch
+        };
         if batch.is_empty() {
             return;
         }
@@ -290,6 +314,40 @@ impl Enforcer {
         }
     }
 
+    /// Holds a batch to the bounds of the dynamic state: refused blocks
+    /// are reported as not enforced; blocks a client traded for its newer
+    /// ones leave the kernel.
+    fn admit(&mut self, batch: Vec<BlockReq>) -> Vec<BlockReq> {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut evicted = Vec::new();
+        for b in batch {
+            match self.state.admit(&b.block.elem) {
+                Admission::Yes { evict } => {
+                    evicted.extend(evict);
+                    out.push(b);
+                }
+                Admission::Refused => {
+                    let why = "dynamic block set full of other clients' blocks";
+                    if let Some(ack) = b.ack {
+                        let _ = ack.send(Err(why.to_string()));
+                    }
+                    let mut a = b.alert;
+                    a.verdict = None;
+                    a.reason = format!("{} (NOT enforced: {why})", a.reason);
+                    self.alerts.send(a);
+                }
+            }
+        }
+        if let Some(nft) = self.nft.as_mut() {
+            // One transaction each: an element that already expired in the
+            // kernel must not abort the removal of the others.
+            for e in evicted {
+                let _ = nft.remove_dynamic(std::slice::from_ref(&e));
+            }
+        }
+        out
+    }
+
     fn lat_sample(&mut self, us: u64) {
         if self.lat.len() < LAT_SAMPLES {
             self.lat.push(us);
@@ -299,7 +357,28 @@ impl Enforcer {
         }
     }
 
-    fn stats(&self) {
+    fn stats(&mut self) {
+        // Bounded state under pressure: one alert per stats period.
+        let p = self.state.pressure();
+        if p != self.reported {
+            let mut a = Alert::new(
+                EventKind::Daemon,
+                "alert",
+                format!(
+                    "dynamic blocks at their bounds: {} evicted (a client's own oldest, for its newer blocks), {} refused (set full of other clients' blocks) since start; {} live",
+                    p.evicted,
+                    p.refused,
+                    self.state.len()
+                ),
+            );
+            a.evidence = Some(format!(
+                "at most {} per set, {} per client",
+                geofence_nft::model::DYN_DAEMON_CAP,
+                crate::state::DYN_PER_CLIENT
+            ));
+            self.alerts.send(a);
+            self.reported = p;
+        }
         if self.lat.is_empty() {
             return;
         }

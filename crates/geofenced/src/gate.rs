@@ -5,7 +5,7 @@
 //! released only when the enforcement thread acknowledges every block.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 
 use geofence_alert::AlertSender;
@@ -43,12 +43,12 @@ struct Learning {
 pub struct DaemonGatekeeper {
     ctx: RwLock<Arc<GateCtx>>,
     learning: Mutex<Learning>,
-    enforcer: Sender<Cmd>,
+    enforcer: SyncSender<Cmd>,
     alerts: AlertSender,
 }
 
 impl DaemonGatekeeper {
-    pub fn new(ctx: GateCtx, enforcer: Sender<Cmd>, alerts: AlertSender) -> Self {
+    pub fn new(ctx: GateCtx, enforcer: SyncSender<Cmd>, alerts: AlertSender) -> Self {
         DaemonGatekeeper {
             ctx: RwLock::new(Arc::new(ctx)),
             learning: Mutex::new(Learning::default()),
@@ -139,8 +139,15 @@ impl Gatekeeper for DaemonGatekeeper {
                         alert,
                         ack: Some(tx),
                     };
-                    if self.enforcer.send(Cmd::Block(Box::new(req))).is_err() {
-                        return withheld("the enforcement thread is gone");
+                    match self.enforcer.try_send(Cmd::Block(Box::new(req))) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            crate::enforcer::count_dropped();
+                            return withheld("the enforcement queue is full");
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            return withheld("the enforcement thread is gone");
+                        }
                     }
                     waits.push(rx);
                 }
@@ -228,7 +235,11 @@ impl GateHandle {
 }
 
 /// Binds the gate's listeners and starts serving.
-pub fn start(l: &Loaded, etx: &Sender<Cmd>, alerts: &AlertSender) -> anyhow::Result<GateHandle> {
+pub fn start(
+    l: &Loaded,
+    etx: &SyncSender<Cmd>,
+    alerts: &AlertSender,
+) -> anyhow::Result<GateHandle> {
     let c = &l.config.dns_gate;
     let keeper = Arc::new(DaemonGatekeeper::new(ctx(l), etx.clone(), alerts.clone()));
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -109,7 +109,7 @@ fn report_stale_databases(l: &Loaded, alerts: &AlertSender) {
 
 /// Applies `l`'s ruleset. Every dynamic block the enforcer holds (saved
 /// ones at start, live ones at a reload) is first re-decided under `l`.
-fn apply(tx: &mpsc::Sender<Cmd>, l: &Loaded) -> Result<String, String> {
+fn apply(tx: &mpsc::SyncSender<Cmd>, l: &Loaded) -> Result<String, String> {
     let spec = plan::ruleset_spec(&l.config, &l.policy, &l.geo, &l.sigs);
     let redecide = enforcer::Redecide {
         policy: l.policy.clone(),
@@ -234,7 +234,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     .context("starting the alert writer")?;
 
     let enf_beat = Arc::new(AtomicU64::new(enforcer::monotonic_secs()));
-    let (etx, erx) = mpsc::channel::<Cmd>();
+    // Bounded: a flood of decisions cannot grow memory; a full queue is
+    // counted and alerted by the senders.
+    let (etx, erx) = mpsc::sync_channel::<Cmd>(enforcer::QUEUE);
     let (itx, irx) = mpsc::channel::<Result<(), String>>();
     let (enforce, state_dir, enf_alerts, beat) = (
         d.enforce,
@@ -365,7 +367,7 @@ const PRESENCE_CHECK: Duration = Duration::from_millis(100);
 async fn control(
     config: &Path,
     mut loaded: Loaded,
-    etx: &mpsc::Sender<Cmd>,
+    etx: &mpsc::SyncSender<Cmd>,
     ctls: &[mpsc::Sender<Ctl>],
     beats: &[Arc<AtomicU64>],
     alerts: &AlertSender,
@@ -422,10 +424,11 @@ async fn control(
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = verify.tick() => { let _ = etx.send(Cmd::Verify); }
-            _ = presence.tick() => { let _ = etx.send(Cmd::Presence); }
-            _ = save.tick() => { let _ = etx.send(Cmd::Save); }
-            _ = stats.tick() => { let _ = etx.send(Cmd::Stats); }
+            // Periodic checks are skipped while the queue is full.
+            _ = verify.tick() => { let _ = etx.try_send(Cmd::Verify); }
+            _ = presence.tick() => { let _ = etx.try_send(Cmd::Presence); }
+            _ = save.tick() => { let _ = etx.try_send(Cmd::Save); }
+            _ = stats.tick() => { let _ = etx.try_send(Cmd::Stats); }
             _ = wd.tick() => {
                 if watchdog.is_some() {
                     let now = enforcer::monotonic_secs();
@@ -450,7 +453,7 @@ async fn control(
 fn reload(
     config: &Path,
     old: Loaded,
-    etx: &mpsc::Sender<Cmd>,
+    etx: &mpsc::SyncSender<Cmd>,
     ctls: &[mpsc::Sender<Ctl>],
     alerts: &AlertSender,
 ) -> (Loaded, Result<String, String>) {

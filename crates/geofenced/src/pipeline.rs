@@ -2,12 +2,12 @@
 //! its events become dynamic blocks (to the enforcer) and alerts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use geofence_act::{act, Actions, Settings};
-use geofence_alert::AlertSender;
+use geofence_alert::{Alert, AlertSender, EventKind};
 use geofence_capture::PacketSource;
 use geofence_classify::sigdb::SignatureDb;
 use geofence_engine::{Engine, Event};
@@ -32,7 +32,7 @@ pub enum Ctl {
 pub struct Pipeline {
     pub engine: Engine,
     pub source: Box<dyn PacketSource + Send>,
-    pub enforcer: Sender<Cmd>,
+    pub enforcer: SyncSender<Cmd>,
     pub alerts: AlertSender,
     pub heartbeat: Arc<AtomicU64>,
     pub settings: Settings,
@@ -42,7 +42,9 @@ impl Pipeline {
     pub fn run(mut self, ctl: Receiver<Ctl>) {
         let mut events = Vec::new();
         let mut idle_polls = 0u32;
+        let mut pressure = Pressure::new();
         loop {
+            pressure.check(&self.engine, &self.alerts);
             self.heartbeat.store(monotonic_secs(), Ordering::Relaxed);
             match ctl.try_recv() {
                 Ok(Ctl::Swap {
@@ -117,7 +119,7 @@ impl Pipeline {
 /// block (to the enforcer, which writes the alert once the element is in)
 /// and/or an alert.
 struct Out<'a> {
-    enforcer: &'a Sender<Cmd>,
+    enforcer: &'a SyncSender<Cmd>,
     alerts: &'a AlertSender,
     settings: Settings,
 }
@@ -132,11 +134,21 @@ impl Out<'_> {
             }
             match act(&ev, &self.settings, reload) {
                 Actions::Block { block, alert } => {
-                    let _ = self.enforcer.send(Cmd::Block(Box::new(BlockReq {
+                    let req = Box::new(BlockReq {
                         block,
                         alert,
                         ack: None,
-                    })));
+                    });
+                    if let Err(TrySendError::Full(Cmd::Block(req))) =
+                        self.enforcer.try_send(Cmd::Block(req))
+                    {
+                        // Bounded queue: the block is lost, and says so.
+                        crate::enforcer::count_dropped();
+                        let mut a = req.alert;
+                        a.verdict = None;
+                        a.reason = format!("{} (NOT enforced: enforcement queue full)", a.reason);
+                        let _ = self.alerts.send(a);
+                    }
                 }
                 Actions::Alert(alert) => {
                     // A full alert queue is counted by the writer.
@@ -145,5 +157,60 @@ impl Out<'_> {
                 Actions::None => {}
             }
         }
+    }
+}
+
+/// Alerts (at most once a minute) when a bounded structure of the engine
+/// (outstanding DNS queries, learnt names and peers, cross-family budgets)
+/// or the enforcement queue was full since the last check.
+struct Pressure {
+    last_check: Instant,
+    engine: u64,
+    dropped: u64,
+}
+
+const PRESSURE_EVERY: Duration = Duration::from_secs(60);
+
+impl Pressure {
+    fn new() -> Pressure {
+        Pressure {
+            last_check: Instant::now(),
+            engine: 0,
+            dropped: 0,
+        }
+    }
+
+    fn check(&mut self, engine: &Engine, alerts: &AlertSender) {
+        if self.last_check.elapsed() < PRESSURE_EVERY {
+            return;
+        }
+        self.last_check = Instant::now();
+        let st = engine.stats();
+        let (p, d) = (st.pressure(), crate::enforcer::dropped());
+        if p == self.engine && d == self.dropped {
+            return;
+        }
+        let mut a = Alert::new(
+            EventKind::Daemon,
+            "alert",
+            format!(
+                "bounded state under pressure in the last minute: {} engine events (DNS queries evicted {} / refused {}, names evicted {} / refused {}, peers {}, cross-family budgets spent {}), {} blocks dropped by a full enforcement queue",
+                p - self.engine,
+                st.dns_trust.queries_evicted,
+                st.dns_trust.queries_refused,
+                st.names.evicted,
+                st.names.refused,
+                st.peers.pressure(),
+                st.dns_cross_family_refused,
+                d - self.dropped
+            ),
+        );
+        a.evidence = Some(
+            "totals since start; each bound evicts only the same client's entries or refuses newcomers"
+                .to_string(),
+        );
+        let _ = alerts.send(a);
+        self.engine = p;
+        self.dropped = d;
     }
 }
