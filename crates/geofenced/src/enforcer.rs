@@ -226,8 +226,8 @@ impl Enforcer {
         }
         self.ruleset = Some(rs);
         if !stale.is_empty() {
-            // Only elements still in the kernel can be deleted (a missing
-            // one would abort the batch).
+            // Only elements still in the kernel need deleting (one that
+            // expires in between is isolated by `remove_dynamic_each`).
             let present: std::collections::HashSet<(usize, Option<IpAddr>, IpAddr)> = nft
                 .list_dynamic()
                 .map(|v| {
@@ -240,11 +240,13 @@ impl Enforcer {
                 .into_iter()
                 .filter(|e| present.contains(&(e.rule_index, e.src, e.dst)))
                 .collect();
-            if let Err(e) = nft.remove_dynamic(&gone) {
-                tracing::warn!(error = %e, "could not remove dynamic blocks the new policy no longer wants");
-            } else if !gone.is_empty() || !moved.is_empty() {
+            let failed = nft.remove_dynamic_each(&gone);
+            if let Some((_, e)) = failed.first() {
+                tracing::warn!(error = %e, failed = failed.len(), "could not remove some dynamic blocks the new policy no longer wants (expired meanwhile?)");
+            }
+            if !gone.is_empty() || !moved.is_empty() {
                 tracing::info!(
-                    removed = gone.len(),
+                    removed = gone.len() - failed.len(),
                     moved = moved.len(),
                     "dynamic blocks re-decided under the new policy"
                 );
@@ -263,54 +265,58 @@ impl Enforcer {
             return;
         }
         let elems: Vec<DynElement> = batch.iter().map(|b| b.block.elem.clone()).collect();
-        let result = match (self.enforce, self.nft.as_mut()) {
-            (true, Some(nft)) => nft.add_dynamic(&elems).map_err(|e| e.to_string()),
-            (true, None) => Err("no kernel access".to_string()),
-            (false, _) => Ok(()),
+        // One refused element (its rule's set gone after a reload, ...) does
+        // not keep the rest of the batch out of the kernel.
+        let failed: Vec<(usize, String)> = match (self.enforce, self.nft.as_mut()) {
+            (true, Some(nft)) => nft.add_dynamic_each(&elems),
+            (true, None) => (0..elems.len())
+                .map(|i| (i, "no kernel access".to_string()))
+                .collect(),
+            (false, _) => Vec::new(),
         };
         let done = now_ns();
-        match result {
-            Ok(()) => {
-                // Release held DNS answers first: every element is in.
-                let mut batch = batch;
-                for b in &mut batch {
-                    if let Some(ack) = b.ack.take() {
-                        let _ = ack.send(Ok(()));
+        if let Some((_, first)) = failed.first() {
+            tracing::error!(error = %first, failed = failed.len(), blocks = batch.len(), "adding dynamic blocks failed; the other blocks of the batch are in force");
+        }
+        let mut refused: std::collections::HashMap<usize, String> = failed.into_iter().collect();
+        // Release held DNS answers first: each one whose element is in, now.
+        let mut batch = batch;
+        for (i, b) in batch.iter_mut().enumerate() {
+            if let Some(ack) = b.ack.take() {
+                let _ = ack.send(match refused.get(&i) {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                });
+            }
+        }
+        for (
+            i,
+            BlockReq {
+                block: b, alert, ..
+            },
+        ) in batch.into_iter().enumerate()
+        {
+            let mut a = alert;
+            if let Some(e) = refused.remove(&i) {
+                // No verdict: the traffic was not stopped.
+                a.verdict = None;
+                a.reason = format!("{} (NOT enforced: {e})", a.reason);
+                self.alerts.send(a);
+                continue;
+            }
+            if self.enforce {
+                let us = done.saturating_sub(b.decided_ns) / 1000;
+                self.state
+                    .record(&b.elem, b.app.as_ref().map(|a| a.as_str()));
+                a.enforced_within_us = Some(us);
+                self.lat_sample(us);
+                if let Some((src, dst)) = b.cut {
+                    if let Err(e) = geofence_nft::conntrack::kill_conntrack(src, dst) {
+                        tracing::warn!(%src, %dst, error = %e, "could not remove conntrack entries");
                     }
-                }
-                for BlockReq {
-                    block: b, alert, ..
-                } in batch
-                {
-                    let us = done.saturating_sub(b.decided_ns) / 1000;
-                    let mut a = alert;
-                    if self.enforce {
-                        self.state
-                            .record(&b.elem, b.app.as_ref().map(|a| a.as_str()));
-                        a.enforced_within_us = Some(us);
-                        self.lat_sample(us);
-                        if let Some((src, dst)) = b.cut {
-                            if let Err(e) = geofence_nft::conntrack::kill_conntrack(src, dst) {
-                                tracing::warn!(%src, %dst, error = %e, "could not remove conntrack entries");
-                            }
-                        }
-                    }
-                    self.alerts.send(a);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, blocks = batch.len(), "adding dynamic blocks failed");
-                for b in batch {
-                    if let Some(ack) = b.ack {
-                        let _ = ack.send(Err(e.clone()));
-                    }
-                    let mut a = b.alert;
-                    // No verdict: the traffic was not stopped.
-                    a.verdict = None;
-                    a.reason = format!("{} (NOT enforced: {e})", a.reason);
-                    self.alerts.send(a);
-                }
-            }
+            self.alerts.send(a);
         }
     }
 

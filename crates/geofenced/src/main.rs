@@ -22,6 +22,7 @@ mod control;
 mod durable;
 mod enforcer;
 mod gate;
+mod journal;
 mod pipeline;
 mod state;
 
@@ -74,13 +75,22 @@ fn main() -> std::process::ExitCode {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GEOFENCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().flatten_event(true).init();
-    } else {
-        b.init();
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    // Under systemd, a `<N>` priority prefix per line lets `journalctl -p
+    // err` find the errors; elsewhere plain lines.
+    match (format == "json", journal::stderr_is_journal()) {
+        (true, true) => b
+            .with_writer(journal::Prefixed)
+            .json()
+            .flatten_event(true)
+            .init(),
+        (true, false) => b
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .init(),
+        (false, true) => b.with_writer(journal::Prefixed).init(),
+        (false, false) => b.with_writer(std::io::stderr).init(),
     }
 }
 

@@ -641,3 +641,58 @@ fn g_display_script_loads_with_nft_and_matches() {
     assert!(!listing.lines().any(|l| l.trim() == "accept"), "{listing}");
     assert!(listing.contains("203.0.113.10"), "{listing}");
 }
+
+/// One element the kernel refuses (its rule's set does not exist; already
+/// removed) no longer aborts the whole batch: the others are applied.
+#[test]
+fn i_dynamic_batch_with_a_bad_element_applies_the_others() {
+    let _g = lock();
+    let Some(env) = setup("i") else { return };
+    let spec = env.spec(
+        "dyn.json",
+        &spec_json(true, &rule_json("reject", &[], true)),
+    );
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let good_a = format!("0,{CLIENT_V4},{},60000", SRV_V4[0]);
+    let no_set = format!("7,{CLIENT_V4},{},60000", SRV_V4[1]);
+    let good_b = format!("0,-,{},60000", SRV_V6[1]);
+    let mixed = format!("0,{CLIENT_V4},{},60000", SRV_V6[0]);
+    let good_c = format!("0,{CLIENT_V6},{},60000", SRV_V6[0]);
+    let (code, out) = env.gw(&["add-dyn-each", &good_a, &no_set, &good_b, &mixed, &good_c]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("failed 1 ") && out.contains("r7_dyn_v4"),
+        "{out}"
+    );
+    assert!(out.contains("failed 3 "), "{out}");
+    assert!(out.contains("applied 3"), "{out}");
+    let (_, list) = env.gw(&["list-dyn"]);
+    for want in [
+        format!("r0 {CLIENT_V4} {}", SRV_V4[0]),
+        format!("r0 - {}", SRV_V6[1]),
+        format!("r0 {CLIENT_V6} {}", SRV_V6[0]),
+    ] {
+        assert!(list.contains(&want), "{want} missing: {list}");
+    }
+    // The all-or-nothing call aborts on the same bad element (the old
+    // behaviour, still available): nothing of that batch is added.
+    let (code, out) = env.gw(&["add-dyn", "7", CLIENT_V4, SRV_V4[1], "60000"]);
+    assert_ne!(code, 0, "{out}");
+    // Removal: an element that is already gone (ENOENT) does not keep the
+    // present ones in the kernel.
+    let absent = format!("0,{CLIENT_V4},{}", SRV_V4[1]);
+    let present = format!("0,{CLIENT_V4},{}", SRV_V4[0]);
+    let (code, out) = env.gw(&["del-dyn-each", &absent, &present]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("failed 0 ") && out.contains("applied 1"),
+        "{out}"
+    );
+    let (_, list) = env.gw(&["list-dyn"]);
+    assert!(
+        !list.contains(&format!("r0 {CLIENT_V4} {}", SRV_V4[0])),
+        "removed: {list}"
+    );
+    assert!(list.contains(&format!("r0 - {}", SRV_V6[1])), "{list}");
+}

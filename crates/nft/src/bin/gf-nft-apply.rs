@@ -8,6 +8,10 @@
 //! gf-nft-apply apply-n SPEC_A SPEC_B N [replace] N alternating applies (in place, or full replace)
 //! gf-nft-apply verify SPEC.json                 exit 0 if the kernel matches the spec
 //! gf-nft-apply add-dyn RULE SRC|- DST MS        add (or refresh) one dynamic element
+//! gf-nft-apply add-dyn-each RULE,SRC|-,DST,MS... add many in one batch; a refused element
+//!                                               does not keep the others out; prints
+//!                                               `failed I REASON` per refused element
+//! gf-nft-apply del-dyn-each RULE,SRC|-,DST...   remove many, same tolerance
 //! gf-nft-apply list-dyn                         print dynamic elements
 //! gf-nft-apply counters                         print per-rule counters
 //! gf-nft-apply delete                           delete the table
@@ -192,6 +196,35 @@ fn run(a: &[String]) -> Result<i32, String> {
             }])
             .map_err(e)?;
             println!("added");
+            Ok(0)
+        }
+        "add-dyn-each" | "del-dyn-each" => {
+            let mut elems = Vec::new();
+            for spec in a.iter().skip(2) {
+                let f: Vec<&str> = spec.split(',').collect();
+                let field = |i: usize| f.get(i).copied().ok_or(format!("bad element {spec}"));
+                elems.push(DynElement {
+                    rule_index: field(0)?.parse().map_err(|_| "RULE")?,
+                    src: match field(1)? {
+                        "-" => None,
+                        s => Some(s.parse().map_err(|_| "SRC")?),
+                    },
+                    dst: field(2)?.parse().map_err(|_| "DST")?,
+                    timeout: Duration::from_millis(
+                        field(3).unwrap_or("0").parse().map_err(|_| "MS")?,
+                    ),
+                });
+            }
+            let mut nft = Nft::new().map_err(e)?;
+            let failed = if a[1] == "add-dyn-each" {
+                nft.add_dynamic_each(&elems)
+            } else {
+                nft.remove_dynamic_each(&elems)
+            };
+            for (i, why) in &failed {
+                println!("failed {i} {why}");
+            }
+            println!("applied {}", elems.len() - failed.len());
             Ok(0)
         }
         "list-dyn" => {
