@@ -1180,6 +1180,32 @@ impl Nft {
                 Err(e @ NftError::Rejected { .. }) if idx.len() == 1 => {
                     failed.push((idx[0], e.to_string()));
                 }
+                // A full set (ENFILE, the dynamic sets' size bound): every
+                // element of that set fails at once, not one by one.
+                Err(NftError::Rejected { what, err, .. })
+                    if err.raw_os_error() == Some(libc::ENFILE)
+                        && what.split_once("elements of set ").is_some() =>
+                {
+                    let set = what
+                        .split_once("elements of set ")
+                        .map(|(_, s)| s.to_string())
+                        .unwrap_or_default();
+                    let (full, rest): (Vec<usize>, Vec<usize>) = idx.into_iter().partition(|&i| {
+                        elems.get(i).and_then(DynElement::set_name).as_deref() == Some(set.as_str())
+                    });
+                    if full.is_empty() {
+                        // Not attributable: fall back to halving.
+                        let (a, b) = rest.split_at(rest.len() / 2);
+                        stack.push(b.to_vec());
+                        stack.push(a.to_vec());
+                    } else {
+                        failed.extend(
+                            full.into_iter()
+                                .map(|i| (i, format!("set {set} is full: {err}"))),
+                        );
+                        stack.push(rest);
+                    }
+                }
                 Err(NftError::Rejected { .. }) if !sets_checked => {
                     sets_checked = true;
                     let present: BTreeSet<String> = match self.dump(Dump::Sets, None) {
