@@ -428,6 +428,7 @@ mod tests {
             proto,
             lo: c.min(s),
             hi: c.max(s),
+            tunnel: None,
         };
         let f = Flow {
             proto,
@@ -445,6 +446,7 @@ mod tests {
             reported: false,
             closing: false,
             dns: false,
+            tunnel: None,
         };
         (k, f)
     }

@@ -669,7 +669,7 @@ impl Engine {
                     if !to_server {
                         stats.tunnelled_dns_ignored += 1;
                     }
-                    return;
+                    return false;
                 }
                 if to_server {
                     record_queries(trust, f, p, ts_ns);
