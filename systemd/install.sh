@@ -178,10 +178,15 @@ fi
 # The built-in app signatures are compiled into the binaries; the shipped
 # files are installed as read-only reference. /etc/geofence/apps.d is for
 # the admin's own [[app]] files and is never touched.
-rm -rf "$SHARE_DIR/apps.d" "$SHARE_DIR/examples"
+rm -rf "$SHARE_DIR/apps.d" "$SHARE_DIR/examples" "$SHARE_DIR/signatures"
 cp -r "$REPO/config/apps.d" "$SHARE_DIR/apps.d"
 if [ -d "$REPO/config/examples" ]; then
     cp -r "$REPO/config/examples" "$SHARE_DIR/examples"
+fi
+# Opt-in signature lists (not built in): e.g. the public encrypted DNS
+# resolvers for the DNS gate (config/examples/dns-gate.toml).
+if [ -d "$REPO/config/signatures" ]; then
+    cp -r "$REPO/config/signatures" "$SHARE_DIR/signatures"
 fi
 chmod -R u=rwX,go=rX "$SHARE_DIR"
 for d in "$REPO"/docs/*.md; do
