@@ -274,13 +274,23 @@ impl IpRanges {
             (0xe000_0000, 0xefff_ffff), // 224.0.0.0/4
             (0xf000_0000, 0xffff_ffff), // 240.0.0.0/4 and broadcast
         ];
-        const V6: [(u128, u128); 4] = [
-            (0, 1),                               // :: and ::1
+        const V6: [(u128, u128); 5] = [
+            (0, 1), // :: and ::1
+            // ::ffff:0:0/96, IPv4-mapped: never on the wire as IPv6; the
+            // IPv4 ranges decide those addresses.
+            (0xffff << 32, (0xffff << 32) | 0xffff_ffff),
             (0xfc00 << 112, (0xfe00 << 112) - 1), // fc00::/7
             (0xfe80 << 112, (0xfec0 << 112) - 1), // fe80::/10
             (0xff00 << 112, u128::MAX),           // ff00::/8
         ];
         IpRanges::from_ranges(V4.to_vec(), V6.to_vec())
+    }
+
+    /// Every public address: the whole IPv4 and IPv6 space minus
+    /// [`IpRanges::non_public`].
+    pub fn public() -> IpRanges {
+        IpRanges::from_ranges(vec![(0, u32::MAX)], vec![(0, u128::MAX)])
+            .difference(&IpRanges::non_public())
     }
 
     /// The addresses in `self` that are not in `other`.
@@ -441,6 +451,52 @@ mod tests {
             c,
             IpRanges::from_cidrs(&["10.1.0.0/16", "2001:db8:1::/48"]).expect("c")
         );
+    }
+
+    #[test]
+    fn difference_cuts_holes_and_edges() {
+        let r = |c: &[&str]| IpRanges::from_cidrs(c).expect("cidrs");
+        let a = r(&["10.0.0.0/8", "2001:db8::/32"]);
+        let b = r(&[
+            "10.1.0.0/16",
+            "10.255.255.255/32",
+            "9.0.0.0/8",
+            "2001:db8::/33",
+        ]);
+        let d = a.difference(&b);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(d.contains(ip("10.0.0.1")));
+        assert!(!d.contains(ip("10.1.2.3")));
+        assert!(d.contains(ip("10.2.0.0")));
+        assert!(!d.contains(ip("10.255.255.255")));
+        assert!(d.contains(ip("10.255.255.254")));
+        assert!(!d.contains(ip("2001:db8::1")));
+        assert!(d.contains(ip("2001:db8:8000::1")));
+        assert_eq!(a.difference(&a), IpRanges::new());
+    }
+
+    #[test]
+    fn public_space_excludes_what_is_never_foreign() {
+        let p = IpRanges::public();
+        for a in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::1",
+        ] {
+            assert!(!p.contains(a.parse().expect("ip")), "{a}");
+        }
+        for a in ["198.51.100.1", "8.8.8.8", "2001:db8::1"] {
+            assert!(p.contains(a.parse().expect("ip")), "{a}");
+        }
+        // No IPv6 range covers the IPv4-mapped block.
+        let mapped = 0xffff_u128 << 32;
+        assert!(!p.v6().iter().any(|&(lo, hi)| lo <= mapped && mapped <= hi));
     }
 
     #[test]

@@ -34,86 +34,6 @@ pub const SNAPLEN: u32 = 1500;
 /// The nftables table the daemon owns.
 pub const TABLE: &str = "geofence";
 
-/// Every public address: the whole space minus what is never foreign.
-fn public_space() -> IpRanges {
-    let all = IpRanges::from_ranges(vec![(0, u32::MAX)], vec![(0, u128::MAX)]);
-    let never = IpRanges::from_cidrs(&[
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "224.0.0.0/3",
-        "::/127",
-        "::ffff:0:0/96",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    ])
-    .unwrap_or_default();
-    difference(&all, &never)
-}
-
-/// `a` minus `b`.
-pub fn difference(a: &IpRanges, b: &IpRanges) -> IpRanges {
-    fn diff<T: Copy + Ord + Step>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
-        let mut out = Vec::new();
-        let mut j = 0;
-        for &(lo, hi) in a {
-            let mut cur = lo;
-            let mut done = false;
-            while j < b.len() && b[j].1 < cur {
-                j += 1;
-            }
-            let mut k = j;
-            while k < b.len() && b[k].0 <= hi {
-                let (blo, bhi) = b[k];
-                if blo > cur {
-                    if let Some(p) = blo.prev() {
-                        out.push((cur, p));
-                    }
-                }
-                match bhi.next() {
-                    Some(n) if bhi < hi => cur = cur.max(n),
-                    _ => {
-                        done = true;
-                        break;
-                    }
-                }
-                k += 1;
-            }
-            if !done {
-                out.push((cur, hi));
-            }
-        }
-        out
-    }
-    IpRanges::from_ranges(diff(a.v4(), b.v4()), diff(a.v6(), b.v6()))
-}
-
-trait Step: Sized {
-    fn prev(self) -> Option<Self>;
-    fn next(self) -> Option<Self>;
-}
-impl Step for u32 {
-    fn prev(self) -> Option<u32> {
-        self.checked_sub(1)
-    }
-    fn next(self) -> Option<u32> {
-        self.checked_add(1)
-    }
-}
-impl Step for u128 {
-    fn prev(self) -> Option<u128> {
-        self.checked_sub(1)
-    }
-    fn next(self) -> Option<u128> {
-        self.checked_add(1)
-    }
-}
-
 /// Destinations of a rule's `to` that the databases can enumerate.
 struct Geo<'a> {
     db: &'a GeoDb,
@@ -165,7 +85,7 @@ impl Geo<'_> {
                     .known(GeoField::Location)
                     .union(&self.known(GeoField::Registered)),
             };
-            let unknown = difference(&self.public, &known);
+            let unknown = self.public.difference(&known);
             out = out.union(&unknown);
         } else if r.includes_unknown {
             // No database: every public destination is unknown.
@@ -214,7 +134,7 @@ pub struct StaticLayer {
 impl StaticLayer {
     pub fn new(policy: &Policy, sigs: &SignatureDb) -> StaticLayer {
         StaticLayer {
-            public: public_space(),
+            public: IpRanges::public(),
             app_ranges: policy.rules().iter().map(|r| app_ranges(r, sigs)).collect(),
         }
     }
@@ -271,7 +191,7 @@ pub fn ruleset_spec(
 ) -> RulesetSpec {
     let mut g = Geo {
         db: geo,
-        public: public_space(),
+        public: IpRanges::public(),
         known_loc: None,
         known_reg: None,
     };
@@ -312,7 +232,7 @@ pub fn ruleset_spec(
         };
         for (apps, taken) in &shadow {
             if overlaps(apps.as_deref(), r.apps.as_deref()) {
-                static_dst = difference(&static_dst, taken);
+                static_dst = static_dst.difference(taken);
             }
         }
         rules.push(RuleSpec {
@@ -366,52 +286,4 @@ pub fn dns_redirect(config: &Config) -> Option<DnsRedirect> {
         }
     }
     Some(r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn r(c: &[&str]) -> IpRanges {
-        IpRanges::from_cidrs(c).expect("cidrs")
-    }
-
-    #[test]
-    fn difference_cuts_holes_and_edges() {
-        let a = r(&["10.0.0.0/8", "2001:db8::/32"]);
-        let b = r(&[
-            "10.1.0.0/16",
-            "10.255.255.255/32",
-            "9.0.0.0/8",
-            "2001:db8::/33",
-        ]);
-        let d = difference(&a, &b);
-        assert!(d.contains("10.0.0.1".parse().expect("ip")));
-        assert!(!d.contains("10.1.2.3".parse().expect("ip")));
-        assert!(d.contains("10.2.0.0".parse().expect("ip")));
-        assert!(!d.contains("10.255.255.255".parse().expect("ip")));
-        assert!(d.contains("10.255.255.254".parse().expect("ip")));
-        assert!(!d.contains("2001:db8::1".parse().expect("ip")));
-        assert!(d.contains("2001:db8:8000::1".parse().expect("ip")));
-        assert_eq!(difference(&a, &a), IpRanges::new());
-        assert_eq!(difference(&a, &IpRanges::new()), a);
-    }
-
-    #[test]
-    fn public_space_excludes_private() {
-        let p = public_space();
-        for ip in [
-            "10.0.0.1",
-            "192.168.1.1",
-            "127.0.0.1",
-            "fe80::1",
-            "fd00::1",
-            "224.0.0.1",
-        ] {
-            assert!(!p.contains(ip.parse().expect("ip")), "{ip}");
-        }
-        for ip in ["198.51.100.1", "8.8.8.8", "2001:db8::1"] {
-            assert!(p.contains(ip.parse().expect("ip")), "{ip}");
-        }
-    }
 }
