@@ -173,7 +173,11 @@ pub fn is_rtcp(payload: &[u8]) -> bool {
 ///   answer) `02 00 01` / `02 00 02` / `02 00 03`; both carry a 16-byte
 ///   session id, so at least 24 bytes. (The reference lists `02 00 03` /
 ///   `02 00 02`; `zoom.pcap` shows `02 00 01` answers, so 1 is accepted.)
-/// * type 3 / 4 with bytes 1..4 zero, only from the 4th packet of the flow.
+/// * type 3 / 4 with bytes 1..4 zero, only from the 4th packet of the flow,
+///   and not in WireGuard's shapes (`03 00 00 00` cookie replies are exactly
+///   64 bytes, `04 00 00 00` transport messages a multiple of 16 bytes from
+///   32 on; Zoom's control packets in the corpus are 13, 18, 81 and 91
+///   bytes).
 /// * type 5: direction byte 7 is 0 (to Zoom) or 4 (from Zoom), media type at
 ///   offset 8: 15 audio (RTP v2 at 27), 16 video (RTP v2 at 32), 33-35 RTCP
 ///   (RTCP at 24), 13 screen share, 30 P2P screen share (>= 23 bytes).
@@ -187,7 +191,15 @@ pub fn zoom_sfu<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
         0x01 if b1 == 0 && (b2 == 2 || b2 == 3) && b.len() >= 24 => Match::what("sfu-hello"),
         0x02 if b1 == 0 && (1..=3).contains(&b2) && b.len() >= 24 => Match::what("sfu-answer"),
         0x03 | 0x04 if p.index >= 3 && b1 == 0 && b2 == 0 && *b.get(3)? == 0 => {
-            Match::what("sfu-control")
+            let wireguard = if t == 0x03 {
+                b.len() == 64
+            } else {
+                b.len() >= 32 && b.len() % 16 == 0
+            };
+            (!wireguard).then_some(Match {
+                what: "sfu-control",
+                host: None,
+            })
         }
         0x05 => {
             let dir = *b.get(7)?;
@@ -235,37 +247,91 @@ fn ascii_ip(s: &[u8]) -> bool {
     std::str::from_utf8(s).is_ok_and(|s| s.parse::<std::net::IpAddr>().is_ok())
 }
 
-/// Discord voice IP discovery (UDP): exactly 74 bytes, `00 01 00 46` request
-/// (address field all zero) or `00 02 00 46` response whose bytes 8..72 hold
-/// the client address as NUL-padded ASCII followed by a BE16 port.
-pub fn discord_ip_discovery<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
+/// A Discord voice IP-discovery message (Discord's voice documentation):
+/// type, length, SSRC, address, port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscordDiscovery {
+    /// Type 2 (the server's answer) rather than type 1 (the client's request).
+    pub response: bool,
+    /// The voice SSRC the client announces; its RTP and RTCP carry it.
+    pub ssrc: u32,
+}
+
+/// Parses a Discord voice IP-discovery message. Every field is required:
+///
+/// * UDP, exactly 74 bytes;
+/// * BE16 type at 0: 1 (request) or 2 (response); BE16 length at 2: 70;
+/// * BE32 SSRC at 4, not zero;
+/// * 64-byte address field at 8: an IPv4/IPv6 literal in ASCII followed only by
+///   NUL bytes (the request may leave it all NUL);
+/// * BE16 port at 72: not zero in a response;
+/// * direction: a request comes from the side that opened the flow, a response
+///   from the other side.
+///
+/// A type/length prefix like `00 01 00 46` is common in game and VPN protocols,
+/// so one message alone is only a candidate: the engine labels a flow Discord
+/// when the request is confirmed by the response with the same SSRC, or by the
+/// client's RTP/RTCP carrying that SSRC ([`media_ssrc`]).
+pub fn discord_discovery(p: &Packet<'_>) -> Option<DiscordDiscovery> {
     let b = p.payload;
-    if !p.is_udp() || b.len() != 74 {
+    if !p.is_udp() || b.len() != 74 || be16(b, 2)? != 70 {
+        return None;
+    }
+    let response = match be16(b, 0)? {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    if response == p.from_initiator {
+        return None;
+    }
+    let ssrc = be32(b, 4)?;
+    if ssrc == 0 {
         return None;
     }
     let field = b.get(8..72)?;
-    if b.starts_with(&[0x00, 0x01, 0x00, 0x46]) {
-        // The request carries no address yet; some clients fill it, so
-        // accept all zero or a valid address.
-        let name_end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
-        let (name, pad) = field.split_at(name_end);
-        if pad.iter().any(|&c| c != 0) || !(name.is_empty() || ascii_ip(name)) {
-            return None;
-        }
-        return Match::what("ip-discovery-request");
+    let name_end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    let (name, pad) = field.split_at(name_end);
+    if pad.iter().any(|&c| c != 0) {
+        return None;
     }
-    if b.starts_with(&[0x00, 0x02, 0x00, 0x46]) {
-        let name_end = field.iter().position(|&c| c == 0)?;
-        let (name, pad) = field.split_at(name_end);
-        if name.is_empty() || pad.iter().any(|&c| c != 0) || !ascii_ip(name) {
-            return None;
-        }
-        return Match::what("ip-discovery-response");
+    let port = be16(b, 72)?;
+    let ok = if response {
+        !name.is_empty() && ascii_ip(name) && port != 0
+    } else {
+        name.is_empty() || ascii_ip(name)
+    };
+    ok.then_some(DiscordDiscovery { response, ssrc })
+}
+
+/// The SSRC of an RTP packet (BE32 at 8 of a valid [`rtp_header`]) or of an
+/// RTCP packet (BE32 at 4 of a valid [`is_rtcp`] packet).
+pub fn media_ssrc(payload: &[u8]) -> Option<u32> {
+    if let Some(r) = rtp_header(payload) {
+        return Some(r.ssrc);
+    }
+    if is_rtcp(payload) {
+        return be32(payload, 4);
     }
     None
 }
 
-/// Discord keepalive (UDP): exactly 8 bytes starting BE32 0x1337cafe.
+/// Discord voice IP discovery, one message: see [`discord_discovery`] for the
+/// fields required. As a registry matcher it reports the candidate; the
+/// engine does not decide on it alone (it waits for the SSRC to be confirmed).
+pub fn discord_ip_discovery<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
+    discord_discovery(p).map(|d| Match {
+        what: if d.response {
+            "ip-discovery-response"
+        } else {
+            "ip-discovery-request"
+        },
+        host: None,
+    })
+}
+
+/// Discord keepalive (UDP): exactly 8 bytes, BE32 at 0 = 0x1337cafe (the
+/// other 4 bytes free; any port, either direction).
 pub fn discord_keepalive<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
     let b = p.payload;
     (p.is_udp() && b.len() == 8 && b.starts_with(&[0x13, 0x37, 0xca, 0xfe])).then_some(Match {
@@ -276,7 +342,8 @@ pub fn discord_keepalive<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
 
 // ----------------------------------------------------------------- DingTalk
 
-/// DingTalk (TCP): payload > 90, byte 0 = 0x10, bytes 2..16 fixed.
+/// DingTalk (TCP): payload > 90 bytes, byte 0 = 0x10, bytes 2..16 =
+/// `87 80 01 00 01 00 02 00 02 64 6b 03 00 20` (byte 1 free).
 pub fn dingtalk<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
     const FIXED: [u8; 14] = [
         0x87, 0x80, 0x01, 0x00, 0x01, 0x00, 0x02, 0x00, 0x02, 0x64, 0x6b, 0x03, 0x00, 0x20,
@@ -366,13 +433,26 @@ fn has_ff_run(b: &[u8], n: usize) -> bool {
 }
 
 /// Telegram VoIP (UDP): a port in 500-600 on either side, payload >= 40,
-/// containing a run of exactly 12 0xFF bytes.
+/// containing a run of exactly 12 0xFF bytes, and not an IKE message (UDP
+/// 500 is IKE's port: a header whose version byte at 17 is 0x10 or 0x20 and
+/// whose BE32 length at 24 is the payload's length is IPsec, whatever its
+/// nonce or certificate bytes hold; also after NAT traversal's 4-byte zero
+/// marker).
 pub fn telegram_voip<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
-    (p.is_udp() && p.either_port(500, 600) && p.payload.len() >= 40 && has_ff_run(p.payload, 12))
-        .then_some(Match {
+    let b = p.payload;
+    // an IKE header at 0, or at 4 after NAT traversal's zero non-ESP marker
+    let ike_at = |off: usize| {
+        matches!(b.get(off + 17), Some(0x10 | 0x20))
+            && be32(b, off + 24)
+                .is_some_and(|l| usize::try_from(l).is_ok_and(|l| l + off == b.len()))
+    };
+    let ike = ike_at(0) || (b.get(..4) == Some(&[0, 0, 0, 0][..]) && ike_at(4));
+    (p.is_udp() && p.either_port(500, 600) && b.len() >= 40 && !ike && has_ff_run(b, 12)).then_some(
+        Match {
             what: "relay",
             host: None,
-        })
+        },
+    )
 }
 
 /// Telegram's custom STUN wrapper (later nDPI; UDP, any port): either 12

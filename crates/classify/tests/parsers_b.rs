@@ -1145,8 +1145,20 @@ fn samples_payload() {
     );
     let s = sample("discord_ipdisc_resp");
     assert_eq!(
-        hit("discord-ip-discovery", Packet::udp(&s, 50004, 57955)).map(|m| m.0),
+        hit(
+            "discord-ip-discovery",
+            Packet {
+                from_initiator: false,
+                ..Packet::udp(&s, 50004, 57955)
+            }
+        )
+        .map(|m| m.0),
         Some("ip-discovery-response")
+    );
+    // from the side that opened the flow it is no response
+    assert_eq!(
+        hit("discord-ip-discovery", Packet::udp(&s, 50004, 57955)),
+        None
     );
     let s = sample("dingtalk");
     assert!(hit("dingtalk", Packet::tcp(&s, 48910, 443)).is_some());

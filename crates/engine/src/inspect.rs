@@ -15,6 +15,8 @@ use geofence_decode::{Packet, Proto};
 use crate::flow::Dir;
 use crate::Label;
 
+const DISCORD_DISCOVERY: &str = "discord-ip-discovery";
+
 /// The signature database with its payload matchers resolved once.
 pub struct Sigs {
     pub db: std::sync::Arc<SignatureDb>,
@@ -22,6 +24,10 @@ pub struct Sigs {
     /// The app whose signatures name `line-call`: it also gets the
     /// flow-level counter rule.
     line_app: Option<AppRef>,
+    /// The app whose signatures name `discord-ip-discovery`: a discovery
+    /// message is a candidate confirmed by its SSRC (see
+    /// [`discord_step`]), never a decision alone.
+    discord_app: Option<AppRef>,
 }
 
 impl Sigs {
@@ -29,6 +35,7 @@ impl Sigs {
         let matchers = db
             .payload_rules()
             .iter()
+            .filter(|(_, name)| name != DISCORD_DISCOVERY)
             .filter_map(|(app, name)| {
                 payload::MATCHERS
                     .iter()
@@ -41,10 +48,16 @@ impl Sigs {
             .iter()
             .find(|(_, n)| n == "line-call")
             .map(|(a, _)| *a);
+        let discord_app = db
+            .payload_rules()
+            .iter()
+            .find(|(_, n)| n == DISCORD_DISCOVERY)
+            .map(|(a, _)| *a);
         Sigs {
             db,
             matchers,
             line_app,
+            discord_app,
         }
     }
 }
@@ -69,6 +82,9 @@ pub struct FlowInspect {
     pub rtp: u8,
     /// LINE call counter tracking per direction (orig, reply).
     line: [SeqRun; 2],
+    /// SSRC of a Discord IP-discovery message awaiting confirmation, and
+    /// whether it was the response.
+    discord: Option<(u32, bool)>,
     /// Candidate from ranges, ASN or port: used if nothing stronger appears.
     pub tentative: Option<Label>,
     /// A host name seen without an app match (for reports).
@@ -332,6 +348,9 @@ fn step_udp(
             }
         }
     }
+    if let Some(s) = discord_step(st, sigs, p, dir, index) {
+        return s;
+    }
     if let Some(s) = payload_rules(sigs, Transport::Udp, p, dir, index) {
         return s;
     }
@@ -397,6 +416,49 @@ fn stun_step(
 }
 
 /// Built-in payload matchers and byte patterns named by the signatures.
+/// Discord voice: an IP-discovery message ([`payload::discord_discovery`])
+/// is remembered with its SSRC; the flow is Discord once the other message of
+/// the exchange carries the same SSRC, or the client's RTP/RTCP does (the
+/// client sends voice with the SSRC it announced; with NFLOG capture only the
+/// client's direction is seen). A game or VPN packet that happens to have the
+/// shape is not followed by media with its "SSRC".
+fn discord_step(
+    st: &mut FlowInspect,
+    sigs: &Sigs,
+    p: &Packet<'_>,
+    dir: Dir,
+    index: u32,
+) -> Option<Step> {
+    let app = sigs.discord_app?;
+    let ctx = payload::Packet {
+        transport: Transport::Udp,
+        payload: p.payload,
+        src_port: p.sport,
+        dst_port: p.dport,
+        from_initiator: dir == Dir::Orig,
+        index,
+    };
+    let confirmed = match (payload::discord_discovery(&ctx), st.discord) {
+        (Some(d), None) => {
+            st.discord = Some((d.ssrc, d.response));
+            return Some(Step::More);
+        }
+        (Some(d), Some((ssrc, response))) => {
+            (d.response != response && d.ssrc == ssrc).then_some("request and response")
+        }
+        (None, Some((ssrc, _))) => (dir == Dir::Orig
+            && payload::media_ssrc(p.payload) == Some(ssrc))
+        .then_some("then the client's RTP with its SSRC"),
+        (None, None) => None,
+    }?;
+    Some(Step::Decided(label(
+        app,
+        Method::Payload,
+        None,
+        format!("payload {DISCORD_DISCOVERY} ({confirmed})"),
+    )))
+}
+
 fn payload_rules(sigs: &Sigs, t: Transport, p: &Packet<'_>, dir: Dir, index: u32) -> Option<Step> {
     let ctx = payload::Packet {
         transport: t,
@@ -475,5 +537,91 @@ mod tests {
             hit |= line_counter(&mut runs, Dir::Reply, &pkt(0x70, 0x80 + i, 40));
         }
         assert!(hit);
+    }
+
+    fn discord_sigs() -> Sigs {
+        let db = SignatureDb::from_defs(SignatureDb::builtin_defs()).expect("builtin signatures");
+        Sigs::new(std::sync::Arc::new(db))
+    }
+
+    /// Runs `payloads` (direction, bytes) of one UDP flow through `step`;
+    /// the evidence of the decision, if any.
+    fn run(sigs: &Sigs, payloads: &[(Dir, Vec<u8>)]) -> Option<String> {
+        use geofence_testkit::pcap::udp_v4;
+        let (c, s) = (
+            "10.0.0.5".parse().expect("ip"),
+            "198.51.100.9".parse().expect("ip"),
+        );
+        let mut st = FlowInspect::default();
+        for (dir, pl) in payloads {
+            let f = match dir {
+                Dir::Orig => udp_v4(c, 40000, s, 50004, pl),
+                Dir::Reply => udp_v4(s, 50004, c, 40000, pl),
+            };
+            let p = geofence_decode::decode(geofence_decode::LinkType::Ethernet, &f).expect("udp");
+            if let Step::Decided(l) = step(&mut st, sigs, &p, *dir, 50004, &mut Side::default()) {
+                return l.evidence.map(|e| e.to_string());
+            }
+        }
+        None
+    }
+
+    fn discovery(response: bool, ssrc: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 74];
+        b[..4].copy_from_slice(&[0, if response { 2 } else { 1 }, 0, 0x46]);
+        b[4..8].copy_from_slice(&ssrc.to_be_bytes());
+        if response {
+            b[8..21].copy_from_slice(b"203.0.113.44\0");
+            b[72..74].copy_from_slice(&40000u16.to_be_bytes());
+        }
+        b
+    }
+
+    fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut b = vec![0x90, 0x78];
+        b.extend_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0x10, 0]);
+        b.extend_from_slice(&ssrc.to_be_bytes());
+        b.extend_from_slice(&[0x5A; 60]);
+        b
+    }
+
+    /// A Discord IP-discovery shape alone (a game's "type 1, length 70, id,
+    /// padding" hello) labels nothing; it takes the same SSRC in the
+    /// response or in the client's RTP.
+    #[test]
+    fn discord_discovery_needs_its_ssrc_confirmed() {
+        let sigs = discord_sigs();
+        assert!(sigs.discord_app.is_some());
+        let game: Vec<(Dir, Vec<u8>)> = std::iter::once((Dir::Orig, discovery(false, 0x1234)))
+            .chain((0..6u8).map(|i| (Dir::Orig, vec![0x42, i, 0, 0, 9, 9, 9, 9, 1, 2, 3, 4])))
+            .collect();
+        assert_eq!(run(&sigs, &game), None);
+        // RTP, but with another SSRC
+        let other = vec![
+            (Dir::Orig, discovery(false, 0x1234)),
+            (Dir::Orig, rtp(0x9999, 1)),
+            (Dir::Orig, rtp(0x9999, 2)),
+        ];
+        assert_eq!(run(&sigs, &other), None);
+        // a response whose SSRC differs
+        let other = vec![
+            (Dir::Orig, discovery(false, 0x1234)),
+            (Dir::Reply, discovery(true, 0x1235)),
+        ];
+        assert_eq!(run(&sigs, &other), None);
+        // Discord: the client's voice carries the announced SSRC (NFLOG sees
+        // only this direction)...
+        let voice = vec![
+            (Dir::Orig, discovery(false, 0xace3)),
+            (Dir::Orig, rtp(0xace3, 1)),
+        ];
+        assert!(run(&sigs, &voice).is_some_and(|e| e.contains("RTP with its SSRC")));
+        // ... or the server's answer does
+        let answer = vec![
+            (Dir::Orig, discovery(false, 0xace3)),
+            (Dir::Reply, discovery(true, 0xace3)),
+        ];
+        assert!(run(&sigs, &answer).is_some_and(|e| e.contains("request and response")));
     }
 }
