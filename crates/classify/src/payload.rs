@@ -194,7 +194,7 @@ pub fn zoom_sfu<'a>(p: &Packet<'a>) -> Option<Match<'a>> {
             let wireguard = if t == 0x03 {
                 b.len() == 64
             } else {
-                b.len() >= 32 && b.len() % 16 == 0
+                b.len() >= 32 && b.len().is_multiple_of(16)
             };
             (!wireguard).then_some(Match {
                 what: "sfu-control",
