@@ -20,6 +20,8 @@ fn settings(enforce: bool) -> Settings {
         enforce,
         dns_floor: Duration::from_secs(300),
         detection: Duration::from_secs(600),
+        community_id_seed: 0,
+        flow_salt: 0,
     }
 }
 
@@ -277,5 +279,81 @@ fn redecide_follows_the_policy_it_is_given() {
     assert_eq!(
         redecide(&policy, &geo, &de, AppId::new("teams").ok().as_ref()),
         None
+    );
+}
+
+#[test]
+fn flow_alerts_carry_a_stable_flow_id_and_the_community_id() {
+    let s = settings(true);
+    let first = geofence_act::alert_from_flow(&report(Action::Block, true), &s);
+    let again = geofence_act::alert_from_flow(&report(Action::Alert, false), &s);
+    let id = first.flow_id.expect("flow_id");
+    assert_eq!(again.flow_id, Some(id), "one flow, one id");
+    assert!(id < 1 << 53, "exact in JSON doubles: {id}");
+    let other_run = Settings {
+        flow_salt: 0x1234_5678_9abc_def0,
+        ..s
+    };
+    let b = geofence_act::alert_from_flow(&report(Action::Block, true), &other_run);
+    assert_ne!(b.flow_id, Some(id), "another daemon run gives other ids");
+    let mut later = report(Action::Block, true);
+    later.first_ts_ns = 2;
+    assert_ne!(
+        geofence_act::alert_from_flow(&later, &s).flow_id,
+        Some(id),
+        "the same 5-tuple reused later is another flow"
+    );
+    assert_eq!(
+        first.community_id,
+        geofence_alert::community_id_v1(0, 6, ip("192.0.2.10"), 50000, ip("203.0.113.10"), 443)
+    );
+    let seeded = Settings {
+        community_id_seed: 1,
+        ..s
+    };
+    let c = geofence_act::alert_from_flow(&report(Action::Block, true), &seeded);
+    assert_ne!(c.community_id, first.community_id, "the seed is used");
+    let mut icmp = report(Action::Block, true);
+    icmp.proto = "icmp";
+    assert_eq!(
+        geofence_act::alert_from_flow(&icmp, &s).community_id,
+        None,
+        "no type/code, no Community ID"
+    );
+}
+
+/// The example line in docs/alerts.md ("A real alert") is this test's
+/// output: the action stage's alert for a rejected Zoom flow, written by
+/// `AlertLog` with a gateway name, byte for byte.
+#[test]
+fn documented_alert_line_is_real_output() {
+    let mut r = report(Action::Block, true);
+    r.src_ip = ip("192.0.2.10");
+    r.src_port = 50123;
+    r.host = Some("zoomfrn99mmr.zoom.us".to_string());
+    r.rule = Some("no-conferencing-to-prc".to_string());
+    r.first_ts_ns = 1_795_862_460_123_456_000;
+    r.evidence = Some("ClientHello server_name".to_string());
+    let Actions::Block { mut alert, .. } = act(&labelled(r), &settings(true), false) else {
+        panic!("a block");
+    };
+    alert.timestamp = "2026-11-27T10:41:00.123456Z".to_string();
+    alert.enforced_within_us = Some(412);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let opts = geofence_alert::AlertLogOptions {
+        host: Some("gw-berlin-1".to_string()),
+        ..Default::default()
+    };
+    let mut log = geofence_alert::AlertLog::open_with(&path, opts).expect("open");
+    log.write(&alert);
+    drop(log);
+    let line = std::fs::read_to_string(&path).expect("read");
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/alerts.md"))
+            .expect("docs/alerts.md");
+    assert!(
+        docs.lines().any(|l| l == line.trim_end()),
+        "docs/alerts.md must show this line verbatim:\n{line}"
     );
 }

@@ -26,7 +26,7 @@ fn main() {
         rule: Some("no-conferencing-to-prc".into()),
         app: Some("zoom".into()),
         method: Some("tls-sni".into()),
-        host: Some("zoomfrn99mmr.zoom.us".into()),
+        server_name: Some("zoomfrn99mmr.zoom.us".into()),
         proto: Some("tcp".into()),
         src_ip: "192.0.2.10".parse().ok(),
         src_port: Some(50123),

@@ -16,7 +16,7 @@ fn main() {
         rule: Some("no-conferencing-to-prc".into()),
         app: Some("zoom".into()),
         method: Some("tls-sni".into()),
-        host: Some("zoomfrn99mmr.zoom.us".into()),
+        server_name: Some("zoomfrn99mmr.zoom.us".into()),
         proto: Some("tcp".into()),
         src_ip: ip("192.0.2.10"),
         src_port: Some(50123),
@@ -59,7 +59,7 @@ fn main() {
         rule: Some("no-conferencing-to-adversaries".into()),
         app: Some("telegram".into()),
         method: Some("dns".into()),
-        host: Some("web.telegram.org".into()),
+        server_name: Some("web.telegram.org".into()),
         src_ip: ip("192.0.2.10"),
         dest_ip: ip("198.51.100.77"),
         country: Some("RU".into()),
@@ -84,7 +84,7 @@ fn main() {
         rule: Some("no-conferencing-to-prc".into()),
         app: Some("tencent-meeting".into()),
         method: Some("quic-sni".into()),
-        host: Some("example.meeting.qq.com".into()),
+        server_name: Some("example.meeting.qq.com".into()),
         proto: Some("udp".into()),
         src_ip: ip("192.0.2.33"),
         src_port: Some(61000),
@@ -132,7 +132,21 @@ fn main() {
         ..Alert::default()
     });
 
-    for s in samples {
+    for mut s in samples {
+        // What AlertLog adds with `[alerts] host = "gw-berlin-1"`.
+        s.host = Some("gw-berlin-1".into());
+        s.severity = Some(s.derived_severity());
+        if let (Some(p), Some(src), Some(sp), Some(dst), Some(dp)) = (
+            s.proto
+                .as_deref()
+                .and_then(geofence_alert::transport_number),
+            s.src_ip,
+            s.src_port,
+            s.dest_ip,
+            s.dest_port,
+        ) {
+            s.community_id = geofence_alert::community_id_v1(0, p, src, sp, dst, dp);
+        }
         match serde_json::to_string(&s) {
             Ok(line) => println!("{line}"),
             Err(e) => eprintln!("{e}"),

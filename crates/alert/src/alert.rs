@@ -54,7 +54,21 @@ pub struct Alert {
     /// RFC 3339 UTC with microseconds, e.g. `2026-11-27T10:41:00.123456Z`.
     /// [`crate::AlertLog::write`] fills it in when it is empty.
     pub timestamp: String,
+    /// What the line is about; written as `event_type`, the key Suricata EVE
+    /// readers (Wazuh, Elastic's Suricata module, Splunk TA) dispatch on.
+    #[serde(rename = "event_type")]
     pub event: EventKind,
+    /// The gateway that wrote the line (EVE's sensor `host`): `[alerts]
+    /// host` in the policy, else the machine's host name. [`crate::AlertLog`]
+    /// fills it in from its options when it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// 1 (high: traffic stopped, enforcement tampered with), 2 (medium:
+    /// alert only, monitor mode, lost alerts, rejected reload), 3 (info).
+    /// Same scale as EVE's `alert.severity`; [`crate::AlertLog`] derives it
+    /// with [`Alert::derived_severity`] when it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<u8>,
     /// `block`, `alert` or `allow`.
     pub action: String,
     /// `drop` or `reject` when the kernel stops the traffic.
@@ -72,7 +86,7 @@ pub struct Alert {
     pub method: Option<String>,
     /// Server name seen on the wire (TLS/QUIC SNI, DNS question).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub server_name: Option<String>,
     /// Transport: `tcp`, `udp`, `icmp`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
@@ -107,9 +121,15 @@ pub struct Alert {
     /// the kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforced_within_us: Option<u64>,
-    /// Daemon-local flow number, to group alerts of one flow.
+    /// Flow number, to group alerts of one flow: a hash of the flow and a
+    /// random per-start salt, below 2^53 (exact in JSON doubles), so values
+    /// from different daemon runs do not collide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_id: Option<u64>,
+    /// Community ID v1 of the flow (TCP/UDP/SCTP), see
+    /// [`crate::community_id_v1`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
     /// Replay mode only: capture time of the packet that decided, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pcap_ts: Option<String>,
@@ -129,6 +149,20 @@ impl Alert {
             action: action.into(),
             reason: reason.into(),
             ..Alert::default()
+        }
+    }
+
+    /// The severity of this line when none was set: 1 when traffic was
+    /// stopped (a `verdict`) or enforcement was tampered with, 2 for alerts
+    /// (log only, monitor mode, lost alerts, rejected reloads), 3 for
+    /// informational lines (`allow`).
+    pub fn derived_severity(&self) -> u8 {
+        if self.verdict.is_some() || self.event == EventKind::Tamper {
+            1
+        } else if self.action == "allow" {
+            3
+        } else {
+            2
         }
     }
 
@@ -163,7 +197,7 @@ impl Alert {
             }
         }
         let how = self.method.as_deref().map(method_label);
-        match (how, self.host.as_deref(), self.evidence.as_deref()) {
+        match (how, self.server_name.as_deref(), self.evidence.as_deref()) {
             (Some(how), Some(host), _) => s.push_str(&format!(" ({how} {host})")),
             (Some(how), None, Some(ev)) => s.push_str(&format!(" ({how}: {ev})")),
             (Some(how), None, None) => s.push_str(&format!(" ({how})")),
@@ -237,7 +271,7 @@ mod tests {
             rule: Some("no-conferencing-to-prc".into()),
             app: Some("zoom".into()),
             method: Some("tls-sni".into()),
-            host: Some("zoomfrn99mmr.zoom.us".into()),
+            server_name: Some("zoomfrn99mmr.zoom.us".into()),
             dest_ip: Some("203.0.113.10".parse().expect("ip")),
             country: Some("CN".into()),
             jurisdiction: Some("prc".into()),
@@ -261,7 +295,7 @@ mod tests {
             action: "alert".into(),
             verdict: None,
             method: Some("stun".into()),
-            host: None,
+            server_name: None,
             evidence: Some("SOFTWARE attribute \"Zoom\"".into()),
             dest_ip: Some("2001:db8::5".parse().expect("ip")),
             dest_port: Some(8801),
@@ -277,6 +311,38 @@ mod tests {
              located in CN (jurisdiction prc), registered in HK, AS64500 Example Net, rule \
              no-conferencing-to-prc"
         );
+    }
+
+    #[test]
+    fn severity_follows_enforcement() {
+        assert_eq!(zoom().derived_severity(), 1);
+        let alert_only = Alert {
+            action: "alert".into(),
+            verdict: None,
+            ..zoom()
+        };
+        assert_eq!(alert_only.derived_severity(), 2);
+        let monitor = Alert {
+            verdict: None,
+            ..zoom()
+        };
+        assert_eq!(monitor.derived_severity(), 2);
+        assert_eq!(
+            Alert::new(EventKind::Tamper, "block", "x").derived_severity(),
+            1
+        );
+        assert_eq!(
+            Alert::new(EventKind::Daemon, "allow", "x").derived_severity(),
+            3
+        );
+    }
+
+    #[test]
+    fn wire_names_are_event_type_and_server_name() {
+        let v = serde_json::to_value(zoom()).expect("json");
+        assert_eq!(v["event_type"], "flow");
+        assert_eq!(v["server_name"], "zoomfrn99mmr.zoom.us");
+        assert!(v.get("event").is_none() && v.get("host").is_none());
     }
 
     #[test]

@@ -18,12 +18,14 @@
 #![forbid(unsafe_code)]
 
 mod alert;
+mod community_id;
 mod log;
 mod throttle;
 mod time;
 mod writer;
 
 pub use alert::{Alert, EventKind};
+pub use community_id::{community_id_v1, transport_number};
 pub use log::{AlertError, AlertLog, AlertLogOptions, AlertStats};
 pub use throttle::{AlertThrottle, ThrottleStats};
 pub use time::{now_rfc3339, rfc3339_from_unix, rfc3339_micros};

@@ -47,6 +47,8 @@ pub struct AlertLogOptions {
     pub inode_check_interval: Duration,
     /// Minimum time between two `tracing` warnings about write failures.
     pub warn_interval: Duration,
+    /// Gateway name written as `host` on lines that do not carry one.
+    pub host: Option<String>,
 }
 
 impl Default for AlertLogOptions {
@@ -56,6 +58,7 @@ impl Default for AlertLogOptions {
             retry_interval: Duration::from_secs(1),
             inode_check_interval: Duration::from_secs(1),
             warn_interval: Duration::from_secs(60),
+            host: None,
         }
     }
 }
@@ -159,7 +162,7 @@ impl AlertLog {
     /// Appends one alert as a JSON line. An empty `timestamp` is filled with
     /// the current time. Never fails; see the type documentation.
     pub fn write(&mut self, a: &Alert) {
-        let line = match serialize(a) {
+        let line = match serialize(a, self.opts.host.as_deref()) {
             Some(l) => l,
             None => {
                 self.stats.failed += 1;
@@ -323,7 +326,7 @@ impl AlertLog {
                 ),
             );
             notice.evidence = Some(format!("dropped={n}"));
-            let Some(line) = serialize(&notice) else {
+            let Some(line) = serialize(&notice, self.opts.host.as_deref()) else {
                 self.unreported_drops = 0;
                 return;
             };
@@ -436,10 +439,18 @@ fn cut_partial(file: &mut File, written: usize) {
     }
 }
 
-fn serialize(a: &Alert) -> Option<Vec<u8>> {
-    let mut line = if a.timestamp.is_empty() {
+/// The line for `a`: an empty timestamp, host or severity is filled in.
+fn serialize(a: &Alert, host: Option<&str>) -> Option<Vec<u8>> {
+    let fill_host = a.host.is_none() && host.is_some();
+    let mut line = if a.timestamp.is_empty() || fill_host || a.severity.is_none() {
         let mut stamped = a.clone();
-        stamped.timestamp = now_rfc3339();
+        if stamped.timestamp.is_empty() {
+            stamped.timestamp = now_rfc3339();
+        }
+        if fill_host {
+            stamped.host = host.map(str::to_string);
+        }
+        stamped.severity = Some(a.severity.unwrap_or_else(|| a.derived_severity()));
         serde_json::to_vec(&stamped).ok()?
     } else {
         serde_json::to_vec(a).ok()?

@@ -16,7 +16,7 @@ struct Key {
     app: Option<String>,
     src_ip: Option<IpAddr>,
     dest_ip: Option<IpAddr>,
-    host: Option<String>,
+    server_name: Option<String>,
 }
 
 impl Key {
@@ -29,7 +29,7 @@ impl Key {
             app: a.app.clone(),
             src_ip: a.src_ip,
             dest_ip: a.dest_ip,
-            host: a.host.clone(),
+            server_name: a.server_name.clone(),
         }
     }
 }

@@ -16,7 +16,7 @@ fn flow(seq: u64) -> Alert {
         rule: Some("no-conferencing-to-prc".into()),
         app: Some("zoom".into()),
         method: Some("tls-sni".into()),
-        host: Some("zoomfrn99mmr.zoom.us".into()),
+        server_name: Some("zoomfrn99mmr.zoom.us".into()),
         proto: Some("tcp".into()),
         src_ip: Some("192.0.2.10".parse().expect("ip")),
         src_port: Some(50123),
@@ -83,13 +83,14 @@ fn json_shape_is_flat_stable_and_compact() {
     keys.sort_unstable();
     let mut want = vec![
         "timestamp",
-        "event",
+        "event_type",
+        "severity",
         "action",
         "verdict",
         "rule",
         "app",
         "method",
-        "host",
+        "server_name",
         "proto",
         "src_ip",
         "src_port",
@@ -111,7 +112,8 @@ fn json_shape_is_flat_stable_and_compact() {
         full.values().all(|x| !x.is_object() && !x.is_array()),
         "flat"
     );
-    assert_eq!(full["event"], "flow");
+    assert_eq!(full["event_type"], "flow");
+    assert_eq!(full["severity"], 1, "a block with a verdict is severity 1");
     assert_eq!(full["dest_ip"], "203.0.113.10");
     assert_eq!(full["dest_port"], 443);
     assert_eq!(full["asn"], 64500);
@@ -127,20 +129,29 @@ fn json_shape_is_flat_stable_and_compact() {
     let min = v[1].as_object().expect("object");
     let mut keys: Vec<&str> = min.keys().map(|k| k.as_str()).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["action", "event", "reason", "timestamp"]);
+    assert_eq!(
+        keys,
+        ["action", "event_type", "reason", "severity", "timestamp"]
+    );
+    assert_eq!(min["severity"], 2);
     let ts = min["timestamp"].as_str().expect("ts");
     assert_eq!(ts.len(), 27, "{ts}");
     assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T' && ts.as_bytes()[19] == b'.');
 
-    // The two optional fields the flow above leaves out.
+    // The optional fields the flow above leaves out.
     let mut summary = flow(8);
+    summary.severity = Some(1);
+    summary.host = Some("gw-1".into());
+    summary.community_id = Some("1:wCb3OG7yAFWelaUydu0D+125CLM=".into());
     summary.pcap_ts = Some(geofence_alert::rfc3339_from_unix(1_700_000_000, 250));
     summary.repeats = Some(12);
     let text = serde_json::to_string(&summary).expect("json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
     assert_eq!(v["pcap_ts"], "2023-11-14T22:13:20.000250Z");
     assert_eq!(v["repeats"], 12);
-    assert_eq!(v.as_object().expect("object").len(), want.len() + 2);
+    assert_eq!(v["host"], "gw-1");
+    assert_eq!(v["community_id"], "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+    assert_eq!(v.as_object().expect("object").len(), want.len() + 4);
 
     let fmode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
     assert_eq!(fmode, 0o640);
@@ -370,7 +381,7 @@ fn full_disk_with_overflowing_ring_reports_dropped_count() {
         "newest 5 kept, oldest first"
     );
     let notice = &v[n - 2];
-    assert_eq!(notice["event"], "daemon");
+    assert_eq!(notice["event_type"], "daemon");
     assert_eq!(notice["evidence"], "dropped=16");
     let reason = notice["reason"].as_str().expect("reason");
     assert!(reason.contains("16 alerts were dropped"), "{reason}");
@@ -423,7 +434,8 @@ fn writer_reports_queue_overflow_in_the_file() {
     writer.shutdown();
     assert!(refused > 0, "a queue of 1 never filled");
     let v = lines(&path);
-    let notices: Vec<&serde_json::Value> = v.iter().filter(|x| x["event"] == "daemon").collect();
+    let notices: Vec<&serde_json::Value> =
+        v.iter().filter(|x| x["event_type"] == "daemon").collect();
     let reported: u64 = notices
         .iter()
         .map(|n| {
@@ -480,8 +492,9 @@ fn hostile_strings_cannot_forge_lines() {
     let mut log = AlertLog::open(&path).expect("open");
     let mut a = flow(1);
     // An SNI or DNS name is attacker-controlled.
-    a.host =
-        Some("evil.example\n{\"event\":\"daemon\",\"reason\":\"forged\"}\r\u{0}\u{1b}[2J".into());
+    a.server_name = Some(
+        "evil.example\n{\"event_type\":\"daemon\",\"reason\":\"forged\"}\r\u{0}\u{1b}[2J".into(),
+    );
     a.reason = a.explain();
     log.write(&a);
     drop(log);
@@ -489,8 +502,8 @@ fn hostile_strings_cannot_forge_lines() {
     assert_eq!(text.matches('\n').count(), 1, "exactly one line: {text:?}");
     assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\0'));
     let v = lines(&path);
-    assert_eq!(v[0]["event"], "flow");
-    assert_eq!(v[0]["host"].as_str(), a.host.as_deref());
+    assert_eq!(v[0]["event_type"], "flow");
+    assert_eq!(v[0]["server_name"].as_str(), a.server_name.as_deref());
 }
 
 #[test]
@@ -505,7 +518,7 @@ fn drops_reported_from_outside_are_noticed_at_once_on_a_healthy_file() {
     let s = log.stats();
     assert_eq!((s.buffered, s.dropped, s.written), (0, 5, 3), "{s:?}");
     let v = lines(&path);
-    assert_eq!(v[1]["event"], "daemon");
+    assert_eq!(v[1]["event_type"], "daemon");
     assert_eq!(v[1]["evidence"], "dropped=5");
     assert_eq!(v[2]["flow_id"], 1);
     // A second report within the retry interval is not delayed either.
@@ -550,4 +563,29 @@ fn throttled_writer_writes_first_and_summary() {
         got,
         [(0, None), (99, Some(99)), (100, None), (109, Some(9))]
     );
+}
+
+#[test]
+fn gateway_host_option_fills_lines_without_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    let opts = AlertLogOptions {
+        host: Some("gw-berlin-1".into()),
+        ..AlertLogOptions::default()
+    };
+    let mut log = AlertLog::open_with(&path, opts).expect("open");
+    log.write(&flow(1));
+    let mut own = flow(2);
+    own.host = Some("replayed-elsewhere".into());
+    own.severity = Some(3);
+    log.write(&own);
+    drop(log);
+    let v = lines(&path);
+    assert_eq!(v[0]["host"], "gw-berlin-1");
+    assert_eq!(v[0]["severity"], 1);
+    assert_eq!(
+        v[1]["host"], "replayed-elsewhere",
+        "an alert's own host is kept"
+    );
+    assert_eq!(v[1]["severity"], 3, "an alert's own severity is kept");
 }

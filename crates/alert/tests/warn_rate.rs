@@ -39,6 +39,7 @@ fn failures_are_warned_about_once_per_interval() {
             retry_interval: Duration::ZERO,
             inode_check_interval: Duration::from_secs(3600),
             warn_interval: Duration::from_millis(300),
+            host: None,
         };
         let Ok(mut log) = AlertLog::open_with(Path::new("/dev/full"), opts) else {
             println!("skipping: no /dev/full");

@@ -691,7 +691,7 @@ fn block_alerts(dir: &Path) -> HashMap<(Ipv4Addr, Ipv4Addr, &'static str), Block
         if v["action"] != "block" {
             continue;
         }
-        let kind: &'static str = match v["event"].as_str() {
+        let kind: &'static str = match v["event_type"].as_str() {
             Some("flow") => "flow",
             Some("dns") => "dns",
             _ => continue,

@@ -98,12 +98,53 @@ fn daemon_alert(alerts: &AlertSender, kind: EventKind, reason: String) {
     alerts.send(Alert::new(kind, "allow", reason));
 }
 
+/// A daemon event an operator must act on (severity 2 in the alert log).
+fn daemon_warning(alerts: &AlertSender, kind: EventKind, reason: String) {
+    alerts.send(Alert::new(kind, "alert", reason));
+}
+
+/// The action stage's settings: the policy's, plus this run's flow id salt.
+fn act_settings(c: &geofence_policy::Config) -> Settings {
+    static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    Settings {
+        flow_salt: *SALT.get_or_init(random_u64),
+        ..Settings::from_config(c)
+    }
+}
+
+/// 64 random bits from the kernel, or (no /dev/urandom in the sandbox)
+/// the start time and pid mixed.
+fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+        Ok(()) => u64::from_ne_bytes(b),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    }
+}
+
+/// `host` on alert lines: `[alerts] host`, else the kernel's host name
+/// when it is a valid gateway name.
+fn gateway_name(c: &geofence_policy::Config) -> Option<String> {
+    c.alerts.host.clone().or_else(|| {
+        let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        let h = h.trim();
+        geofence_policy::is_gateway_name(h).then(|| h.to_string())
+    })
+}
+
 /// Warns (log and `database` alert) about databases older than `max_age_days`.
 fn report_stale_databases(l: &Loaded, alerts: &AlertSender) {
     let now = std::time::SystemTime::now();
     for m in l.geo.stale(l.config.geoip.max_age_days, now) {
         tracing::warn!(database = %m.name, age_days = m.age_days(now), "geo database is older than max_age_days");
-        daemon_alert(
+        daemon_warning(
             alerts,
             EventKind::Database,
             format!(
@@ -235,7 +276,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Err(e) => bail!("cannot enable net.netfilter.nf_conntrack_acct: {e}; without it every packet would be logged"),
     }
 
-    let log = AlertLog::open_lenient(&d.alert_log, AlertLogOptions::default());
+    let log = AlertLog::open_lenient(
+        &d.alert_log,
+        AlertLogOptions {
+            host: gateway_name(&loaded.config),
+            ..AlertLogOptions::default()
+        },
+    );
     let (alerts, alert_writer) = geofence_alert::spawn_writer_throttled(
         log,
         65_536,
@@ -306,7 +353,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             enforcer: etx.clone(),
             alerts: alerts.clone(),
             heartbeat: beat.clone(),
-            settings: Settings::from_config(&loaded.config),
+            settings: act_settings(&loaded.config),
         };
         threads.push(
             std::thread::Builder::new()
@@ -471,7 +518,7 @@ fn reload(
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "reload rejected; the running policy stays in force");
-            daemon_alert(
+            daemon_warning(
                 alerts,
                 EventKind::Policy,
                 format!("reload rejected, running policy kept: {e}"),
@@ -491,7 +538,7 @@ fn reload(
                     policy: new.policy.clone(),
                     sigs: new.sigs.clone(),
                     geo: new.geo.clone(),
-                    settings: Settings::from_config(&new.config),
+                    settings: act_settings(&new.config),
                 });
             }
             tracing::info!(summary = %summary, "policy reloaded");
@@ -503,7 +550,7 @@ fn reload(
         }
         Err(e) => {
             tracing::error!(error = %e, "applying the reloaded policy failed; the running policy stays in force");
-            daemon_alert(
+            daemon_warning(
                 alerts,
                 EventKind::Policy,
                 format!("reload failed in the kernel, running policy kept: {e}"),

@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub struct Config {
     #[serde(default)]
     pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     pub geoip: GeoipConfig,
     #[serde(default)]
     pub signatures: SignaturesConfig,
@@ -128,6 +130,20 @@ impl Default for DaemonConfig {
             dynamic_timeout_secs: default_dynamic_timeout(),
         }
     }
+}
+
+/// `[alerts]`: what every alert line says about where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Gateway name written as `host` on every line; `None` = the
+    /// machine's host name at daemon start.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Seed of the Community ID hash (0 unless every sensor of the SIEM
+    /// uses another one).
+    #[serde(default)]
+    pub community_id_seed: u16,
 }
 
 /// `[daemon] mode`.

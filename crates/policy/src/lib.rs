@@ -61,8 +61,9 @@ mod policy;
 mod validate;
 
 pub use config::{
-    Action, By, CaptureKind, Config, DaemonConfig, DecodeConfig, DefaultConfig, GeoipConfig, Mode,
-    RuleConfig, SignaturesConfig, TunnelName, Verdict, DEFAULT_SIGNATURE_DIR, FREE_GEOIP_DATABASE,
+    Action, AlertsConfig, By, CaptureKind, Config, DaemonConfig, DecodeConfig, DefaultConfig,
+    GeoipConfig, Mode, RuleConfig, SignaturesConfig, TunnelName, Verdict, DEFAULT_SIGNATURE_DIR,
+    FREE_GEOIP_DATABASE,
 };
 pub use dns_gate::{DnsGateConfig, GateFailure};
 pub use error::{ConfigError, SourceText};
@@ -72,4 +73,4 @@ pub use policy::{
     is_rule_name, Basis, CompiledRule, DecidedBy, Decision, DestMatch, Policy, Query, RuleRef,
     Target,
 };
-pub use validate::{is_jurisdiction_name, RESERVED_NAMES};
+pub use validate::{is_gateway_name, is_jurisdiction_name, RESERVED_NAMES};

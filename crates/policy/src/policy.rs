@@ -421,6 +421,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
     validate::daemon(config)?;
     crate::dns_gate::validate(config)?;
     validate::decode(config)?;
+    validate::alerts(config)?;
     validate::geoip(config)?;
     validate::signatures(config)?;
     validate::jurisdictions(config)?;

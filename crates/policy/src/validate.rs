@@ -97,6 +97,27 @@ pub(crate) fn decode(config: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A gateway name: 1 to 253 characters, letters, digits and `.-_`, as a
+/// host name or an FQDN (SIEMs group and filter on it).
+pub fn is_gateway_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+pub(crate) fn alerts(config: &Config) -> Result<(), Invalid> {
+    if let Some(h) = &config.alerts.host {
+        if !is_gateway_name(h) {
+            return Err(Invalid::new(
+                Loc::value(tpath!["alerts", "host"]),
+                format!("`{h}` is not a gateway name (1 to 253 characters: letters, digits, '.', '-', '_')"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn geoip(config: &Config) -> Result<(), Invalid> {
     let g = &config.geoip;
     if g.databases.is_empty() {

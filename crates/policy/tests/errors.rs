@@ -450,6 +450,31 @@ fn bad_domains() {
 }
 
 #[test]
+fn alerts_checks() {
+    check(
+        &err("[alerts]\nhost = \"gw 1\"\n"),
+        9,
+        8,
+        "not a gateway name",
+    );
+    check(&err("[alerts]\nhost = \"\"\n"), 9, 8, "not a gateway name");
+    check(&err("[alerts]\ncommunity_id_seed = 65536\n"), 9, 21, "");
+    check(
+        &err("[alerts]\nsensor = \"x\"\n"),
+        9,
+        1,
+        "unknown field `sensor`",
+    );
+    let ok = load_str(
+        "test.toml",
+        &format!("{BASE}[alerts]\nhost = \"gw-berlin-1.example\"\ncommunity_id_seed = 7\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.alerts.host.as_deref(), Some("gw-berlin-1.example"));
+    assert_eq!(ok.alerts.community_id_seed, 7);
+}
+
+#[test]
 fn daemon_checks() {
     check(
         &err("[daemon]\ncapture = \"nflog\"\ninterfaces = [\"eth0\"]\n"),
