@@ -219,7 +219,7 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
     // Two full self-checks (every 2 s) later: still no tamper alert, and the
     // admin's table untouched.
     std::thread::sleep(Duration::from_millis(4500));
-    assert_eq!(env.count("\"event\":\"tamper\""), 0, "{}", env.alerts());
+    assert_eq!(env.count("\"event_type\":\"tamper\""), 0, "{}", env.alerts());
     let filter = env.nft(&["list", "table", "inet", "filter"]);
     for c in ["input", "forward", "output"] {
         assert!(filter.contains(&format!("chain {c} {{")), "{filter}");
@@ -233,7 +233,7 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
     env.t
         .ok(&env.t.gw, &["nft", "-f", &conf])
         .expect("nft -f nftables.conf");
-    env.wait_alert("\"event\":\"tamper\"", 1);
+    env.wait_alert("\"event_type\":\"tamper\"", 1);
     assert!(env.table_present(), "table restored");
     assert!(
         env.t.admin_table_present(),
@@ -245,7 +245,7 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
     // full self-checks.
     std::thread::sleep(Duration::from_millis(4500));
     assert_eq!(
-        env.count("\"event\":\"tamper\""),
+        env.count("\"event_type\":\"tamper\""),
         1,
         "exactly one tamper alert: {}",
         env.alerts()
@@ -311,7 +311,7 @@ fn corrupt_database_and_deleted_table_at_start_enforce_from_the_last_accepted_co
     let alerts = env.alerts();
     let db_alert = alerts
         .lines()
-        .find(|l| l.contains("\"event\":\"database\""))
+        .find(|l| l.contains("\"event_type\":\"database\""))
         .unwrap_or_else(|| panic!("a database alert: {alerts}"));
     assert!(
         db_alert.contains("geo.mmdb") && db_alert.contains("last accepted copy"),
@@ -385,7 +385,7 @@ fn reload_reports_refusal_and_sigusr1_only_reopens_the_alert_file() {
         "USR1 caused no second reload attempt: {rotated}"
     );
     assert_eq!(
-        env.alerts().matches("\"event\":\"policy\"").count(),
+        env.alerts().matches("\"event_type\":\"policy\"").count(),
         1,
         "only the SIGHUP reload is in the reopened file: {}",
         env.alerts()

@@ -270,7 +270,7 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
         &["dns-query", "203.0.113.20:53", "meeting.zoom.us", "aaaa"],
     );
     assert_eq!(addrs6, "2001:db8:2::11");
-    env.wait_alert("\"event\":\"dns\"", 2);
+    env.wait_alert("\"event_type\":\"dns\"", 2);
     let (code, out) = env.probe(
         &cli,
         &["tls-client", "203.0.113.11:443", "meeting.zoom.us", "5"],
@@ -408,7 +408,7 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
     env.t
         .ok(&env.t.gw, &["nft", "delete", "table", "inet", "geofence"])
         .expect("delete table");
-    env.wait_alert("\"event\":\"tamper\"", 1);
+    env.wait_alert("\"event_type\":\"tamper\"", 1);
     assert!(env.table_present(), "table restored");
     let (code, _) = env.probe(
         &cli,
@@ -562,7 +562,7 @@ fn forged_dns_answers_block_nothing_real_resolutions_still_block() {
         env.alerts()
     );
     assert!(
-        !env.alerts().contains("\"event\":\"dns\""),
+        !env.alerts().contains("\"event_type\":\"dns\""),
         "a forged answer makes no DNS decision: {}",
         env.alerts()
     );
@@ -580,7 +580,7 @@ fn forged_dns_answers_block_nothing_real_resolutions_still_block() {
     );
     let (_, addrs) = env.probe(&cli, &["dns-query", "203.0.113.20:53", "zoom.us", "a"]);
     assert_eq!(addrs, "203.0.113.11");
-    env.wait_alert("\"event\":\"dns\"", 1);
+    env.wait_alert("\"event_type\":\"dns\"", 1);
     let (code, out) = env.probe(
         &cli,
         &["tls-client", "203.0.113.11:443", "www.example.org", "1"],
@@ -594,7 +594,7 @@ fn forged_dns_answers_block_nothing_real_resolutions_still_block() {
         &["dns-query-many", "203.0.113.20:53", "12", "meeting.zoom.us"],
     );
     assert_eq!(addrs, "203.0.113.12");
-    env.wait_alert("\"event\":\"dns\"", 2);
+    env.wait_alert("\"event_type\":\"dns\"", 2);
     let (code, out) = env.probe(
         &cli,
         &["tls-client", "203.0.113.12:443", "www.example.org", "1"],

@@ -1,4 +1,4 @@
-//! The shipped Vector configuration (config/vector.toml) reads the alert
+//! The shipped Vector configuration (config/siem/vector.toml) reads the alert
 //! file the daemon writes and maps every alert field. Vector itself is not
 //! installable from Debian, crates.io, PyPI or npm, so `vector validate`
 //! cannot run in CI; this test parses the file as TOML and checks the
@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use geofence_alert::{Alert, EventKind};
 
 fn config() -> toml::Table {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/vector.toml");
-    let text = std::fs::read_to_string(path).expect("config/vector.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/siem/vector.toml");
+    let text = std::fs::read_to_string(path).expect("config/siem/vector.toml");
     text.parse::<toml::Table>()
-        .unwrap_or_else(|e| panic!("config/vector.toml is not valid TOML: {e}"))
+        .unwrap_or_else(|e| panic!("config/siem/vector.toml is not valid TOML: {e}"))
 }
 
 /// Every key an alert line can carry.

@@ -192,7 +192,7 @@ pub fn ctx(l: &Loaded) -> GateCtx {
         sigs: l.sigs.clone(),
         geo: l.geo.clone(),
         policy: l.policy.clone(),
-        settings: geofence_act::Settings::from_config(&l.config),
+        settings: crate::act_settings(&l.config),
         engine: geofence_runtime::engine_config(&l.config),
     }
 }

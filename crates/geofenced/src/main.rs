@@ -323,7 +323,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     if let Some(why) = &fallback {
-        daemon_alert(&alerts, EventKind::Database, why.clone());
+        daemon_warning(&alerts, EventKind::Database, why.clone());
     }
     // Saved dynamic blocks are re-decided under this policy and database
     // before they reach the kernel (as after a reload).
