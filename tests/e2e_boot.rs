@@ -219,7 +219,12 @@ fn coexists_with_the_admin_firewall_and_recovers_once_from_flush_ruleset() {
     // Two full self-checks (every 2 s) later: still no tamper alert, and the
     // admin's table untouched.
     std::thread::sleep(Duration::from_millis(4500));
-    assert_eq!(env.count("\"event_type\":\"tamper\""), 0, "{}", env.alerts());
+    assert_eq!(
+        env.count("\"event_type\":\"tamper\""),
+        0,
+        "{}",
+        env.alerts()
+    );
     let filter = env.nft(&["list", "table", "inet", "filter"]);
     for c in ["input", "forward", "output"] {
         assert!(filter.contains(&format!("chain {c} {{")), "{filter}");
