@@ -67,16 +67,33 @@ pub fn request_reload(socket: &Path, timeout: Duration) -> Result<Answer, String
     parse_answer(&text)
 }
 
+/// `[daemon] control_socket` of a policy file that does not validate, when
+/// it is still TOML and the value an absolute path; the default otherwise.
+fn socket_of_unvalidated(config: &Path) -> PathBuf {
+    std::fs::read_to_string(config)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("daemon")?
+                .get("control_socket")?
+                .as_str()
+                .map(PathBuf::from)
+        })
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+}
+
 pub fn reload(a: &ReloadArgs) -> anyhow::Result<ExitCode> {
     let socket = match &a.socket {
         Some(s) => s.clone(),
         None => match geofence_runtime::load_config(&a.config) {
             Ok((c, _, _)) => c.daemon.control_socket,
             // The daemon will refuse this file too, and say why; ask it
-            // at the default socket so the refusal is logged and alerted.
+            // anyway (at the socket the file names, if it still parses as
+            // TOML) so the refusal is logged, alerted and reported.
             Err(e) => {
                 eprintln!("geofencectl: warning: {e}");
-                PathBuf::from(DEFAULT_SOCKET)
+                socket_of_unvalidated(&a.config)
             }
         },
     };
@@ -133,6 +150,24 @@ mod tests {
         );
         assert!(parse_answer("").is_err());
         assert!(parse_answer("hello\n").is_err());
+    }
+
+    #[test]
+    fn socket_found_in_an_invalid_policy() {
+        let d = std::env::temp_dir().join(format!("gfctl-sock-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        let p = d.join("p.toml");
+        std::fs::write(
+            &p,
+            "[daemon]\ncontrol_socket = \"/tmp/x.sock\"\nmode = \"router\"\n",
+        )
+        .expect("write");
+        assert_eq!(socket_of_unvalidated(&p), PathBuf::from("/tmp/x.sock"));
+        std::fs::write(&p, "[daemon]\ncontrol_socket = \"rel.sock\"\n").expect("write");
+        assert_eq!(socket_of_unvalidated(&p), PathBuf::from(DEFAULT_SOCKET));
+        std::fs::write(&p, "not toml [").expect("write");
+        assert_eq!(socket_of_unvalidated(&p), PathBuf::from(DEFAULT_SOCKET));
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
