@@ -214,3 +214,80 @@ impl Pressure {
         self.dropped = d;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use geofence_testkit::mmdb::geoip2_country;
+    use geofence_testkit::pcap::udp_v4;
+    use geofence_testkit::wire::{dns_query, dns_response};
+    use std::net::Ipv4Addr;
+
+    /// A DNS answer that the policy blocks, as the engine reports it.
+    fn blocked_dns_event(cfg: &geofence_policy::Config) -> Vec<Event> {
+        let policy = Policy::from_config(cfg).expect("compile");
+        let geo = GeoDb::from_sources(vec![(
+            "geo".to_string(),
+            geoip2_country(&[("203.0.113.0/24", "CN", None)]).to_bytes(),
+        )])
+        .expect("geo");
+        let mut e = Engine::new(
+            geofence_engine::EngineConfig::default(),
+            Arc::new(SignatureDb::builtin()),
+            Arc::new(geo),
+            Arc::new(policy),
+        );
+        let (c, r) = (Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(198, 51, 100, 53));
+        let mut ev = Vec::new();
+        let q = dns_query(7, "zoom.us", 1);
+        let a = dns_response(
+            7,
+            "zoom.us",
+            1,
+            &[Ipv4Addr::new(203, 0, 113, 14).into()],
+            60,
+            false,
+        );
+        let link = geofence_decode::LinkType::Ethernet;
+        e.process_frame(1_000, link, &udp_v4(c, 4000, r, 53, &q), &mut ev);
+        e.process_frame(2_000, link, &udp_v4(r, 53, c, 4000, &a), &mut ev);
+        ev
+    }
+
+    #[test]
+    fn a_full_enforcement_queue_drops_blocks_counted_and_said() {
+        let cfg = geofence_policy::load_str(
+            "t.toml",
+            "[geoip]\ndatabases = [\"t.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
+             [[rule]]\nname = \"no-conf-prc\"\napps = [\"conferencing\"]\nto = [\"prc\"]\naction = \"block\"\n",
+        )
+        .expect("policy");
+        let mut events = blocked_dns_event(&cfg);
+        assert!(events.iter().any(|e| matches!(e, Event::Dns(_))));
+        let dir = std::env::temp_dir().join(format!("gf-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("alerts.jsonl");
+        let log = geofence_alert::AlertLog::open(&path).expect("log");
+        let (alerts, writer) = geofence_alert::spawn_writer(log, 64).expect("writer");
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Cmd>(1);
+        tx.try_send(Cmd::Stats).expect("fill the queue");
+        let before = crate::enforcer::dropped();
+        Out {
+            enforcer: &tx,
+            alerts: &alerts,
+            settings: Settings::from_config(&cfg),
+        }
+        .handle(&mut events, false);
+        assert!(crate::enforcer::dropped() > before, "the drop is counted");
+        assert!(matches!(rx.try_recv(), Ok(Cmd::Stats)), "queue unchanged");
+        assert!(rx.try_recv().is_err());
+        writer.shutdown();
+        let text = std::fs::read_to_string(&path).expect("alerts");
+        assert!(
+            text.contains("NOT enforced: enforcement queue full"),
+            "{text}"
+        );
+        assert!(!text.contains("\"verdict\""), "no verdict: {text}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
