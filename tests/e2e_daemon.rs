@@ -452,6 +452,20 @@ fn daemon_enforces_per_app_jurisdiction_policy_on_real_traffic() {
     let status = env.t.stdout(&env.t.gw, &[&ctl, "status"]).expect("status");
     assert!(status.contains("no-conferencing-to-prc"), "{status}");
     assert!(status.contains("dynamic block"), "{status}");
+    let cfg = env.config.to_string_lossy().to_string();
+    let json = env
+        .t
+        .stdout(&env.t.gw, &[&ctl, "status", "--json", "--config", &cfg])
+        .expect("status --json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("status JSON");
+    assert_eq!(v["installed"], true, "{json}");
+    let dynamic = v["dynamic"].as_array().expect("dynamic list");
+    assert!(
+        dynamic
+            .iter()
+            .any(|d| d["destination"] == "203.0.113.11" && d["rule"].is_string()),
+        "the restored block, named by its rule: {json}"
+    );
     drop(daemon);
     assert!(
         env.table_present(),

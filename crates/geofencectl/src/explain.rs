@@ -33,6 +33,9 @@ pub struct Args {
     /// Source (client) address, for rules scoped with `from`.
     #[arg(long = "from", default_value = "0.0.0.0")]
     from: IpAddr,
+    /// One JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -97,6 +100,29 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let policy = &loaded.policy;
+    let ex = policy.explain(&Query {
+        src: a.from,
+        dst: a.address,
+        app: app.as_ref(),
+        geo: &geo,
+    });
+    if a.json {
+        let v = serde_json::json!({
+            "address": a.address.to_string(),
+            "scope": format!("{:?}", geo.scope),
+            "country": geo.country.map(|c| c.to_string()),
+            "registered_country": geo.registered_country.map(|c| c.to_string()),
+            "asn": geo.asn,
+            "databases": loaded.geo.databases().iter().map(|m| serde_json::json!({"name": m.name, "type": m.database_type})).collect::<Vec<_>>(),
+            "jurisdictions_by_location": policy.jurisdictions_of(&geo, By::Location),
+            "jurisdictions_by_operator": policy.jurisdictions_of(&geo, By::Operator),
+            "app": app.as_ref().map(|a| a.as_str()),
+            "app_reason": why,
+            "decision": ex,
+        });
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("address      {} ({:?})", a.address, geo.scope);
     for m in loaded.geo.databases() {
         println!("database     {} ({})", m.name, m.database_type);
@@ -120,14 +146,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         "app          {} ({why})",
         app.as_ref().map(|a| a.as_str()).unwrap_or("none")
     );
-    let ex = policy.explain(&Query {
-        src: a.from,
-        dst: a.address,
-        app: app.as_ref(),
-        geo: &geo,
-    });
     println!();
-    print!("{ex}");
+    let text = ex.to_string();
+    // The last line ends with a newline like every other line.
+    if text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
+    }
     if a.from.is_unspecified() && policy.rules().iter().any(|r| !r.applies_to_source(a.from)) {
         println!("note: some rules are scoped with `from`; pass --from CLIENT to evaluate them for a client");
     }

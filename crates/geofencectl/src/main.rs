@@ -8,12 +8,18 @@
 //! * `status`, `flush`: show or remove the kernel table.
 //! * `reload`: ask the running daemon to reload and wait for the result.
 //! * `check-db`: open a geo database with the daemon's own verified loader.
+//! * `tail`: the alert log rendered for a person, optionally followed.
+//! * `generate`: man pages and shell completions from these definitions
+//!   (hidden; the package build runs it).
 
 #![forbid(unsafe_code)]
 
 mod ctl;
 mod explain;
+mod generate;
 mod replay;
+mod status;
+mod tail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +36,7 @@ const DEFAULT_CONFIG: &str = "/etc/geofence/geofence.toml";
 #[derive(Parser)]
 #[command(
     name = "geofencectl",
+    after_help = "Policy reference: docs/policy.md (/usr/share/doc/geofence). Exit codes: 0 ok, 1 error, 65 bad data (capture, database), 78 invalid policy.",
     version,
     about = "Geofence admin CLI: check policies, replay captures, explain decisions"
 )]
@@ -41,13 +48,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Validate a policy file and its signature files; exit 78 on error.
+    /// The file is given as `check FILE` or `check --config FILE`.
     Check {
-        /// Policy file.
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
-        config: PathBuf,
+        /// Policy file (default /etc/geofence/geofence.toml).
+        #[arg(value_name = "FILE", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Policy file, as the other subcommands take it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Also open the configured geo databases and report their age.
         #[arg(long)]
         databases: bool,
+        /// One JSON object on stdout instead of text (errors included).
+        #[arg(long)]
+        json: bool,
     },
     /// Run the offline pipeline (decode, classify, geo, policy) over pcap/pcapng files.
     Replay(replay::Args),
@@ -57,9 +71,12 @@ enum Cmd {
     Apps {
         #[arg(long, short, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// A JSON array on stdout instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the kernel table: per-rule counters and live dynamic blocks (root).
-    Status,
+    Status(status::Args),
     /// Remove the kernel table: stops ALL enforcement until geofenced applies it again (root).
     Flush {
         /// Required: flushing opens the gateway.
@@ -84,6 +101,13 @@ enum Cmd {
         /// The database file.
         file: PathBuf,
     },
+    /// Show the alert log for a person: one line per alert, newest last,
+    /// coloured on a terminal; `-f` follows it (also across logrotate).
+    Tail(tail::Args),
+    /// Write man pages or shell completions generated from these
+    /// definitions into DIR (used by the package build).
+    #[command(hide = true)]
+    Generate(generate::Args),
 }
 
 fn main() -> ExitCode {
@@ -99,15 +123,27 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Check { config, databases } => check(&config, databases),
+        Cmd::Check {
+            file,
+            config,
+            databases,
+            json,
+        } => {
+            let path = file
+                .or(config)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            check(&path, databases, json)
+        }
         Cmd::Replay(a) => replay::run(a),
         Cmd::Explain(a) => explain::run(a),
-        Cmd::Apps { config } => apps(&config),
-        Cmd::Status => status(),
+        Cmd::Apps { config, json } => apps(&config, json),
+        Cmd::Status(a) => status::run(&a),
         Cmd::Flush { yes } => flush(yes),
         Cmd::Reload(a) => ctl::reload(&a),
         Cmd::CheckDb { file } => Ok(ctl::check_db(&file)),
         Cmd::DnsGateDown { config } => dns_gate_down(&config),
+        Cmd::Tail(a) => tail::run(&a),
+        Cmd::Generate(a) => generate::run(&a),
     }
 }
 
@@ -140,40 +176,6 @@ fn dns_gate_down(config: &std::path::Path) -> anyhow::Result<ExitCode> {
                 if removed.is_empty() { "nothing, the redirect was not installed".to_string() } else { format!("chain(s) {}", removed.join(", ")) }
             );
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn status() -> anyhow::Result<ExitCode> {
-    let mut nft = geofence_nft::apply::Nft::with_table(geofence_runtime::plan::TABLE)?;
-    if !nft.table_exists()? {
-        println!(
-            "table inet {} is not installed: nothing is enforced",
-            geofence_runtime::plan::TABLE
-        );
-        return Ok(ExitCode::from(3));
-    }
-    println!("table inet {} installed", geofence_runtime::plan::TABLE);
-    for c in nft.counters()? {
-        println!(
-            "  {:>10} packets {:>12} bytes  {}",
-            c.packets, c.bytes, c.rule
-        );
-    }
-    let dynamic = nft.list_dynamic()?;
-    println!("{} dynamic block(s)", dynamic.len());
-    for d in dynamic.iter().take(50) {
-        let src = d
-            .src
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "any client".to_string());
-        println!(
-            "  rule #{} {} -> {} expires in {}s",
-            d.rule_index + 1,
-            src,
-            d.dst,
-            d.timeout.as_secs()
-        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,51 +225,86 @@ fn load_or_exit(
     })
 }
 
-fn check(path: &std::path::Path, databases: bool) -> anyhow::Result<ExitCode> {
+fn check(path: &std::path::Path, databases: bool, json: bool) -> anyhow::Result<ExitCode> {
+    use serde_json::json;
+    let file = path.display().to_string();
+    let fail = |code: u8, e: &geofence_runtime::LoadError| {
+        if json {
+            let mut v = json!({"file": file, "valid": false, "error": e.to_string()});
+            match e {
+                geofence_runtime::LoadError::Config(c) if c.line > 0 => {
+                    v["position"] = json!({"file": c.file, "line": c.line, "col": c.col});
+                    v["error"] = json!(c.message);
+                }
+                _ => {}
+            }
+            println!("{v}");
+        } else {
+            eprintln!("{e}");
+        }
+        Ok(ExitCode::from(code))
+    };
     let (config, policy, sigs) = match geofence_runtime::load_config(path) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(EX_CONFIG));
-        }
+        Err(e) => return fail(EX_CONFIG, &e),
     };
-    println!(
-        "{}: valid: {} jurisdiction(s), {} rule(s), default {}, {} app signature(s)",
-        path.display(),
-        policy.jurisdictions().len(),
-        policy.rules().len(),
-        policy.default_action().as_str(),
-        sigs.apps().len()
-    );
+    let mut out = json!({
+        "file": file,
+        "valid": true,
+        "jurisdictions": policy.jurisdictions().len(),
+        "rules": policy.rules().len(),
+        "default": policy.default_action().as_str(),
+        "apps": sigs.apps().len(),
+    });
+    if !json {
+        println!(
+            "{}: valid: {} jurisdiction(s), {} rule(s), default {}, {} app signature(s)",
+            path.display(),
+            policy.jurisdictions().len(),
+            policy.rules().len(),
+            policy.default_action().as_str(),
+            sigs.apps().len()
+        );
+    }
     if databases {
-        match geofence_geo::GeoDb::open(&config.geoip.databases) {
-            Ok(db) => {
-                let now = std::time::SystemTime::now();
-                for m in db.databases() {
-                    println!(
-                        "  {}: {} built {} days ago",
-                        m.name,
-                        m.database_type,
-                        m.age_days(now)
-                    );
+        let db = match geofence_geo::GeoDb::open(&config.geoip.databases) {
+            Ok(db) => db,
+            Err(e) => return fail(EX_DATAERR, &geofence_runtime::LoadError::Geo(e)),
+        };
+        let now = std::time::SystemTime::now();
+        let max = config.geoip.max_age_days;
+        let stale: Vec<String> = db.stale(max, now).iter().map(|m| m.name.clone()).collect();
+        let mut list = Vec::new();
+        for m in db.databases() {
+            let is_stale = stale.contains(&m.name);
+            list.push(json!({
+                "name": m.name,
+                "type": m.database_type,
+                "age_days": m.age_days(now),
+                "stale": is_stale,
+            }));
+            if !json {
+                println!(
+                    "  {}: {} built {} days ago",
+                    m.name,
+                    m.database_type,
+                    m.age_days(now)
+                );
+                if is_stale {
+                    println!("  warning: {} is older than max_age_days = {max}", m.name);
                 }
-                for m in db.stale(config.geoip.max_age_days, now) {
-                    println!(
-                        "  warning: {} is older than max_age_days = {}",
-                        m.name, config.geoip.max_age_days
-                    );
-                }
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(EX_DATAERR));
             }
         }
+        out["databases"] = json!(list);
+        out["max_age_days"] = json!(max);
+    }
+    if json {
+        println!("{out}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn apps(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn apps(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let (_, policy, sigs) = match geofence_runtime::load_config(path) {
         Ok(x) => x,
         Err(e) => {
@@ -275,13 +312,21 @@ fn apps(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EX_CONFIG));
         }
     };
+    let mut list = Vec::new();
     for a in sigs.apps() {
         let group = if policy.app_is_conferencing(&a.id) {
             "conferencing"
         } else {
             "other"
         };
-        println!("{:<16} {:<13} {}", a.id, group, a.name);
+        if json {
+            list.push(serde_json::json!({"id": a.id.as_str(), "group": group, "name": a.name}));
+        } else {
+            println!("{:<16} {:<13} {}", a.id, group, a.name);
+        }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(list));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -389,3 +389,276 @@ fn reload_without_a_daemon_fails_with_the_reason() {
     assert!(err.contains("cannot reach geofenced"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_takes_the_file_as_written_in_the_docs_and_as_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    let ps = p.to_string_lossy().to_string();
+    // `geofencectl check FILE`, as config/geofence.toml's header says.
+    let (code, out, err) = run(&["check", &ps]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid: 1 jurisdiction(s), 1 rule(s)"), "{out}");
+    let (code, out2, _) = run(&["check", "--config", &ps]);
+    assert_eq!((code, out2), (0, out));
+    let (code, _, err) = run(&["check", &ps, "--config", &ps]);
+    assert_eq!(code, 2, "FILE and --config together are refused: {err}");
+
+    let (code, out, _) = run(&["check", "--json", "--databases", &ps]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["rules"], 1);
+    assert_eq!(v["databases"].as_array().map(|a| a.len()), Some(1));
+    assert!(v["databases"][0]["age_days"].is_u64(), "{v}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[geoip]\ndatabases = []\n[jurisdictions]\nprc = [\"CN\", \"Germany\"]\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(&["check", "--json", &bad.to_string_lossy()]);
+    assert_eq!(code, 78, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON error object");
+    assert_eq!(v["valid"], false);
+    assert_eq!(
+        (
+            v["position"]["line"].as_u64(),
+            v["position"]["col"].as_u64()
+        ),
+        (Some(4), Some(14))
+    );
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("Germany")),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_corrupt_database_error_says_its_message_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    // Cut the database in half: metadata gone.
+    let db = dir.path().join("geo.mmdb");
+    let bytes = std::fs::read(&db).expect("read");
+    std::fs::write(&db, &bytes[..bytes.len() / 2]).expect("cut");
+    for args in [
+        vec!["check", "--databases"],
+        vec!["explain", "203.0.113.10", "--config"],
+    ] {
+        let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+        args.push(p.to_string_lossy().to_string());
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let (code, _, err) = run(&refs);
+        assert_eq!(code, 65, "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        let tail = first.rsplit(": ").next().unwrap_or_default();
+        assert!(!tail.is_empty(), "{err}");
+        assert_eq!(err.matches(tail).count(), 1, "repeated message: {err}");
+    }
+}
+
+#[test]
+fn explain_ends_with_a_newline_and_speaks_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    let ps = p.to_string_lossy().to_string();
+    let (code, out, err) = run(&["explain", "--config", &ps, "203.0.113.10", "--app", "zoom"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with('\n') && !out.ends_with("\n\n"), "{out:?}");
+    let (code, out, err) = run(&[
+        "explain",
+        "--config",
+        &ps,
+        "203.0.113.10",
+        "--app",
+        "zoom",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["country"], "CN");
+    assert_eq!(v["app"], "zoom");
+    assert_eq!(v["decision"]["decision"]["action"], "block", "{v}");
+    assert_eq!(v["jurisdictions_by_location"][0], "prc");
+}
+
+#[test]
+fn apps_json_lists_every_signature() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    let ps = p.to_string_lossy().to_string();
+    let (_, text, _) = run(&["apps", "--config", &ps]);
+    let (code, out, err) = run(&["apps", "--config", &ps, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let list = v.as_array().expect("array");
+    assert_eq!(list.len(), text.lines().count());
+    assert!(list
+        .iter()
+        .any(|a| a["id"] == "zoom" && a["group"] == "conferencing"));
+}
+
+#[test]
+fn status_takes_config_and_json() {
+    // Parsing only (reading the kernel needs root and a table): clap must
+    // accept the options the other subcommands take.
+    let (code, out, err) = run(&["status", "--help"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("--config") && out.contains("--json"), "{out}");
+}
+
+const ALERTS: &str = concat!(
+    r#"{"timestamp":"2026-11-27T10:41:00.123456Z","event_type":"flow","host":"gw-1","severity":1,"action":"block","verdict":"reject","app":"zoom","jurisdiction":"prc","reason":"blocked (rejected): zoom to 203.0.113.10"}"#,
+    "\n",
+    r#"{"timestamp":"2026-11-27T10:41:01.000000Z","event_type":"flow","severity":2,"action":"alert","app":"teams","jurisdiction":"unknown","reason":"alert, not blocked: teams to 198.51.100.7"}"#,
+    "\n",
+    r#"{"timestamp":"2026-11-27T10:41:02.000000Z","event_type":"daemon","severity":3,"action":"allow","reason":"geofenced started\u001b[2J"}"#,
+    "\n",
+    "garbage line\n",
+);
+
+#[test]
+fn tail_renders_filters_and_never_passes_escapes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("alerts.jsonl");
+    std::fs::write(&f, ALERTS).expect("write");
+    let fs = f.to_string_lossy().to_string();
+    let (code, out, err) = run(&["tail", "--file", &fs]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("2026-11-27 10:41:00 BLOCK "), "{out}");
+    assert!(
+        lines[1].contains("ALERT") && lines[2].contains("INFO"),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\x1b'),
+        "no colour on a pipe, no escapes: {out:?}"
+    );
+    let (_, out, _) = run(&["tail", "--file", &fs, "-n", "2"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.starts_with("2026-11-27 10:41:02"),
+        "the last two: {out}"
+    );
+    for (flag, val, want) in [
+        ("--app", "zoom", "zoom to 203.0.113.10"),
+        ("--jurisdiction", "unknown", "teams"),
+        ("--action", "allow", "geofenced started"),
+    ] {
+        let (code, out, err) = run(&["tail", "--file", &fs, flag, val]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().count(), 1, "{flag} {val}: {out}");
+        assert!(out.contains(want), "{flag} {val}: {out}");
+    }
+}
+
+#[test]
+fn tail_follow_crosses_logrotate() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("alerts.jsonl");
+    std::fs::write(
+        &f,
+        "{\"timestamp\":\"2026-11-27T10:40:00.000000Z\",\"event_type\":\"daemon\",\"action\":\"allow\",\"reason\":\"ready\"}\n",
+    )
+    .expect("create");
+    // `-n 1` shows the line above: once it is out, the child is following.
+    let mut child = Command::new(BIN)
+        .args(["tail", "-f", "-n", "1", "--file", &f.to_string_lossy()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let line = |reason: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-11-27T10:41:00.000000Z\",\"event_type\":\"flow\",\"action\":\"alert\",\"reason\":\"{reason}\"}}\n"
+        )
+    };
+    let append = |p: &Path, s: &str| {
+        let mut h = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .expect("open");
+        h.write_all(s.as_bytes()).expect("append");
+    };
+    let wait = |want: &str| -> Result<(), String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(want) => return Ok(()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Err(format!("`{want}` never shown"))
+    };
+    let result = (|| {
+        wait("ready")?;
+        append(&f, &line("first"));
+        wait("first")?;
+        // logrotate: rename, then the daemon writes a last line to the old
+        // file and the next ones to a new file.
+        std::fs::rename(&f, dir.path().join("alerts.jsonl.1")).map_err(|e| e.to_string())?;
+        append(
+            &dir.path().join("alerts.jsonl.1"),
+            &line("late in the old file"),
+        );
+        append(&f, &line("in the new file"));
+        wait("late in the old file")?;
+        wait("in the new file")?;
+        Ok::<(), String>(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result.expect("follow");
+}
+
+#[test]
+fn generated_man_pages_and_completions_cover_every_subcommand() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let man = dir.path().join("man");
+    let (code, _, err) = run(&["generate", "man", &man.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    for sub in [
+        "check", "explain", "status", "tail", "replay", "apps", "flush", "reload",
+    ] {
+        let page = std::fs::read_to_string(man.join(format!("geofencectl-{sub}.1")))
+            .unwrap_or_else(|e| panic!("{sub}: {e}"));
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH"),
+            "{sub}: roff"
+        );
+        assert!(
+            page.contains(&format!("geofencectl\\-{sub}")),
+            "{sub}: name"
+        );
+    }
+    let top = std::fs::read_to_string(man.join("geofencectl.1")).expect("geofencectl.1");
+    assert!(
+        top.contains("tail") && !top.contains("generate"),
+        "hidden stays hidden"
+    );
+    let comp = dir.path().join("comp");
+    let (code, _, err) = run(&["generate", "completions", &comp.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    let bash = std::fs::read_to_string(comp.join("geofencectl.bash")).expect("bash");
+    assert!(
+        bash.contains("--jurisdiction") && bash.contains("check"),
+        "bash completion"
+    );
+    assert!(comp.join("_geofencectl").is_file() && comp.join("geofencectl.fish").is_file());
+}
