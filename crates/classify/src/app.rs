@@ -111,6 +111,10 @@ pub enum Method {
     Asn,
     /// Vendor port only: the weakest hint.
     Port,
+    /// No app: the flow started a TLS or QUIC handshake whose server name
+    /// could not be read (evasion or an unreadable handshake); decided by
+    /// `[inspection] undecidable`.
+    Undecidable,
 }
 
 impl Method {
@@ -124,6 +128,7 @@ impl Method {
             Method::IpRange => "ip-range",
             Method::Asn => "asn",
             Method::Port => "port",
+            Method::Undecidable => "undecidable",
         }
     }
 }

@@ -94,6 +94,9 @@ pub struct Flow {
     /// The tunnel the flow was carried in, oriented like `client` -> `server`
     /// (`outer_src` is the client side's outer address).
     pub tunnel: Option<Tunnel>,
+    /// The flow started a TLS or QUIC handshake whose server name could
+    /// not be read: why (evidence). Decided by `[inspection] undecidable`.
+    pub undecidable: Option<&'static str>,
 }
 
 impl Flow {
@@ -447,6 +450,7 @@ mod tests {
             closing: false,
             dns: false,
             tunnel: None,
+            undecidable: None,
         };
         (k, f)
     }

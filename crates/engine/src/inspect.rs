@@ -91,9 +91,46 @@ pub struct FlowInspect {
     pub host: Option<Box<str>>,
     /// Reassembly memory charged to the engine's pool (given back on drop).
     pub charge: crate::budget::Charge,
+    /// A TLS record header or a decryptable QUIC Initial was seen: the
+    /// client started a handshake whose server name decides the flow.
+    pub handshake: bool,
+    /// Client bytes fed to handshake reassembly (duplicates included):
+    /// reassembly is bounded by bytes, not by segments.
+    pub handshake_bytes: u32,
+    /// Client datagrams to a QUIC port that were not QUIC, before an
+    /// Initial: they count against bytes, not the packet budget.
+    pub junk_bytes: u32,
+    /// The ClientHello was read (no app): later client segments are only
+    /// compared with it, to catch a conflicting second copy.
+    verify: bool,
 }
 
+/// Client bytes a handshake may take before it is undecidable (about two
+/// 16 KiB windows, so retransmissions of a large hello fit).
+pub const HANDSHAKE_BYTES: u32 = 32 * 1024;
+
+/// Non-QUIC client bytes tolerated on a QUIC port before an Initial.
+pub const JUNK_BYTES: u32 = 16 * 1024;
+
+/// Hard cap on packets inspected while a handshake is pending (empty ACKs
+/// and replies included).
+pub const HANDSHAKE_PACKETS: u16 = 4096;
+
 impl FlowInspect {
+    /// A handshake started and its server name has not been read yet.
+    pub fn handshake_pending(&self) -> bool {
+        self.handshake && !self.verify
+    }
+
+    /// Whether the packet budget is suspended: a handshake is being
+    /// reassembled (bounded by [`HANDSHAKE_BYTES`]) or junk precedes a QUIC
+    /// Initial (bounded by [`JUNK_BYTES`]).
+    pub fn budget_suspended(&self) -> bool {
+        self.inspected < HANDSHAKE_PACKETS
+            && ((self.handshake_pending() && self.handshake_bytes <= HANDSHAKE_BYTES)
+                || (!self.handshake && self.junk_bytes > 0 && self.junk_bytes <= JUNK_BYTES))
+    }
+
     /// Heap bytes this inspection buffers (reassemblers, QUIC keys).
     pub fn held_bytes(&self) -> usize {
         self.tls.as_ref().map_or(0, |a| {
@@ -167,6 +204,8 @@ pub enum Step {
     Decided(Label),
     /// Stop inspecting; nothing (more) to learn.
     Stop,
+    /// The handshake can no longer be read (evasion): why.
+    Undecidable(&'static str),
 }
 
 /// Things inspection learned that outlive the flow.
@@ -220,6 +259,14 @@ pub fn step(
 
 /// A complete ClientHello: its server name decides, or there is nothing
 /// more to learn from this flow.
+/// Evidence for an undecidable handshake.
+pub const CONFLICT: &str =
+    "conflicting overlapping handshake data (two different copies of the same bytes)";
+pub const TOO_LONG: &str = "handshake longer than inspection reads";
+pub const INCOMPLETE: &str = "handshake incomplete when inspection ended";
+pub const OUT_OF_MEMORY: &str =
+    "handshake incomplete when its reassembly ran out of its memory share";
+
 fn hello_step(sigs: &Sigs, st: &mut FlowInspect, sni: Option<&str>, method: Method) -> Step {
     match sni {
         Some(sni) => host_label(sigs, st, sni, method),
@@ -250,6 +297,19 @@ fn host_label(sigs: &Sigs, st: &mut FlowInspect, host: &str, method: Method) -> 
 
 fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: u32) -> Step {
     let pl = p.payload;
+    if st.verify {
+        // The hello was read: a later copy of the same bytes that differs
+        // means the reader and the server saw different hellos.
+        if dir == Dir::Orig {
+            if let Some(asm) = st.tls.as_mut() {
+                asm.push(p.tcp.map(|t| t.seq).unwrap_or(0), pl);
+                if asm.conflict() {
+                    return Step::Undecidable(CONFLICT);
+                }
+            }
+        }
+        return Step::More;
+    }
     if dir == Dir::Orig && !st.not_tls {
         let seq = p.tcp.map(|t| t.seq).unwrap_or(0);
         if st.tls.is_none() {
@@ -266,16 +326,40 @@ fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: 
         }
         if let Some(mut asm) = st.tls.take() {
             asm.push(seq, pl);
+            st.handshake_bytes = st
+                .handshake_bytes
+                .saturating_add(u32::try_from(pl.len()).unwrap_or(u32::MAX));
+            if asm.conflict() && st.handshake {
+                return Step::Undecidable(CONFLICT);
+            }
             match asm.poll() {
                 tls::HelloParse::Hello(h) => {
+                    st.handshake = true;
+                    let step = hello_step(sigs, st, h.sni.as_deref(), Method::TlsSni);
+                    if matches!(step, Step::Stop) {
+                        // No app: keep watching for a conflicting copy.
+                        st.verify = true;
+                        st.tls = Some(asm);
+                        return Step::More;
+                    }
                     st.not_tls = true;
-                    return hello_step(sigs, st, h.sni.as_deref(), Method::TlsSni);
+                    return step;
                 }
-                tls::HelloParse::NeedMore { .. } => {
+                tls::HelloParse::NeedMore { have, .. } => {
+                    // At least the record header, and it is a handshake.
+                    st.handshake |= have >= 5;
                     st.tls = Some(asm);
+                    if st.handshake_bytes > HANDSHAKE_BYTES {
+                        return Step::Undecidable(TOO_LONG);
+                    }
                     return Step::More;
                 }
-                tls::HelloParse::NotTls => st.not_tls = true,
+                tls::HelloParse::NotTls => {
+                    st.not_tls = true;
+                    if st.handshake {
+                        return Step::Undecidable(TOO_LONG);
+                    }
+                }
             }
         }
     }
@@ -304,20 +388,40 @@ fn step_udp(
     // QUIC Initial from the client.
     if dir == Dir::Orig && quic::is_quic_initial(pl) {
         if let Ok(init) = quic::decrypt_initials(pl) {
+            st.handshake = true;
             let mut asm = st.quic.take().unwrap_or_default();
-            if asm.add(&init).is_ok() {
-                match asm.client_hello() {
-                    tls::HelloParse::Hello(h) => {
-                        return hello_step(sigs, st, h.sni.as_deref(), Method::QuicSni);
-                    }
-                    tls::HelloParse::NeedMore { .. } => {
-                        st.quic = Some(asm);
-                        return Step::More;
-                    }
-                    tls::HelloParse::NotTls => {}
+            if matches!(asm.add(&init), Err(quic::QuicError::DcidMismatch)) {
+                // Another connection ID before any hello was read: the
+                // earlier Initial was junk (or a retry); start over.
+                asm = Box::default();
+                let _ = asm.add(&init);
+            }
+            st.handshake_bytes = st
+                .handshake_bytes
+                .saturating_add(u32::try_from(pl.len()).unwrap_or(u32::MAX));
+            if asm.conflict() {
+                return Step::Undecidable(CONFLICT);
+            }
+            match asm.client_hello() {
+                tls::HelloParse::Hello(h) => {
+                    return hello_step(sigs, st, h.sni.as_deref(), Method::QuicSni);
                 }
+                tls::HelloParse::NeedMore { .. } if st.handshake_bytes <= HANDSHAKE_BYTES => {
+                    st.quic = Some(asm);
+                    return Step::More;
+                }
+                tls::HelloParse::NeedMore { .. } => return Step::Undecidable(TOO_LONG),
+                // A CRYPTO stream that is no ClientHello: junk sealed with
+                // Initial keys; a real Initial may follow.
+                tls::HelloParse::NotTls => return Step::More,
             }
         }
+    }
+    // Junk before a QUIC Initial: counted in bytes, not packets.
+    if dir == Dir::Orig && !st.handshake && server_port == 443 {
+        st.junk_bytes = st
+            .junk_bytes
+            .saturating_add(u32::try_from(pl.len()).unwrap_or(u32::MAX).max(1));
     }
     // Google QUIC (Q035-Q046): a plaintext CHLO carries the server name.
     if dir == Dir::Orig {
@@ -371,7 +475,6 @@ fn step_udp(
             ));
         }
     }
-    let _ = server_port;
     Step::More
 }
 

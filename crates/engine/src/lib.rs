@@ -468,7 +468,7 @@ impl Engine {
         } = self;
         for f in flows.iter_mut() {
             // Flows that already ended (FIN or RST seen) need no verdict.
-            if f.label.is_some() && !f.closing {
+            if (f.label.is_some() || f.undecidable.is_some()) && !f.closing {
                 let report = make_report(&sigs.db, geo, policy, f);
                 out.push(Event::Labelled {
                     report,
@@ -722,9 +722,14 @@ impl Engine {
         let handed_over_all = cfg
             .handover
             .is_some_and(|n| dir == Dir::Orig && u64::from(f.packets_orig) + 1 >= u64::from(n));
-        let budget_spent = st.inspected >= cfg.inspect_budget || handed_over_all;
+        let budget_spent =
+            (st.inspected >= cfg.inspect_budget && !st.budget_suspended()) || handed_over_all;
         let decided = match step {
             Step::Decided(l) => Some(l),
+            Step::Undecidable(why) => {
+                f.undecidable = Some(why);
+                None
+            }
             Step::Stop => finish_tentative(f),
             Step::More if budget_spent => finish_tentative(f),
             Step::More => return true,
@@ -748,6 +753,12 @@ impl Engine {
                 *sockets_pending |= peers.insert_socket(sock, l.app, ts_ns);
             }
             f.label = Some(l);
+            let report = make_report(&sigs.db, geo, policy, f);
+            out.push(Event::Labelled {
+                report,
+                packet_ts_ns: ts_ns,
+            });
+        } else if f.undecidable.is_some() {
             let report = make_report(&sigs.db, geo, policy, f);
             out.push(Event::Labelled {
                 report,
@@ -835,12 +846,17 @@ impl Engine {
         };
         let decided = finish_tentative(f);
         f.inspect = None;
+        if f.undecidable.is_some() {
+            f.undecidable = Some(inspect::OUT_OF_MEMORY);
+        }
         if let Some(l) = decided {
             if socket_evidence(f, &l) {
                 let sock = SocketAddr::new(f.client.0, f.client.1);
                 *sockets_pending |= peers.insert_socket(sock, l.app, ts_ns);
             }
             f.label = Some(l);
+        }
+        if f.label.is_some() || f.undecidable.is_some() {
             let report = make_report(&sigs.db, geo, policy, f);
             out.push(Event::Labelled {
                 report,
@@ -880,6 +896,7 @@ impl Engine {
             closing: false,
             dns,
             tunnel,
+            undecidable: None,
         };
         if dns {
             return f;
@@ -1071,16 +1088,17 @@ fn finish_tentative(f: &mut Flow) -> Option<Label> {
     if let Some(h) = st.host.take() {
         f.host = Some(h);
     }
-    let t = st.tentative?;
-    // A port alone is too weak to name an app: it must lead to a public
-    // server and the flow must look like media (RTP or STUN seen).
-    if t.method == Method::Port
-        && !(geofence_geo::AddressScope::of(f.server.0).is_public()
-            && (st.rtp >= 2 || st.stun_plain > 0))
-    {
-        return None;
+    let t = st.tentative.take().filter(|t| {
+        // A port alone is too weak to name an app: it must lead to a
+        // public server and the flow must look like media (RTP or STUN).
+        t.method != Method::Port
+            || (geofence_geo::AddressScope::of(f.server.0).is_public()
+                && (st.rtp >= 2 || st.stun_plain > 0))
+    });
+    if t.is_none() && st.handshake_pending() {
+        f.undecidable = Some(inspect::INCOMPLETE);
     }
-    Some(t)
+    t
 }
 
 /// The vendor's static ranges: the tentative label of a new flow.
@@ -1341,12 +1359,16 @@ pub fn decide_answer(
 fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> FlowReport {
     let g = geo.lookup(f.server.0);
     let app = f.label.as_ref().map(|l| sigs.app(l.app).id.clone());
-    let decision = policy.decide(&Query {
-        src: f.client.0,
-        dst: f.server.0,
-        app: app.as_ref(),
-        geo: &g,
-    });
+    let undecidable = f.undecidable.filter(|_| f.label.is_none());
+    let decision = match undecidable {
+        Some(_) => policy.decide_undecidable(f.client.0, f.server.0, &g),
+        None => policy.decide(&Query {
+            src: f.client.0,
+            dst: f.server.0,
+            app: app.as_ref(),
+            geo: &g,
+        }),
+    };
     let host = f
         .label
         .as_ref()
@@ -1357,7 +1379,8 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         .label
         .as_ref()
         .and_then(|l| l.evidence.as_deref())
-        .map(str::to_string);
+        .map(str::to_string)
+        .or(undecidable.map(|why| format!("undecidable TLS/QUIC handshake: {why}")));
     let mut action = decision.action;
     let mut rule_index = decision.rule.as_ref().map(|r| r.index);
     if let Some(t) = &f.tunnel {
@@ -1389,7 +1412,11 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
         dest_ip: f.server.0,
         dest_port: f.server.1,
         app,
-        method: f.label.as_ref().map(|l| l.method),
+        method: f
+            .label
+            .as_ref()
+            .map(|l| l.method)
+            .or(undecidable.map(|_| Method::Undecidable)),
         host,
         country: g.country.map(|c| c.to_string()),
         registered_country: g.registered_country.map(|c| c.to_string()),

@@ -39,6 +39,9 @@ pub struct Config {
     /// `[dns_gate]`: the optional DNS gate (off by default).
     #[serde(default)]
     pub dns_gate: crate::dns_gate::DnsGateConfig,
+    /// `[inspection]`: what a flow whose handshake stays undecidable gets.
+    #[serde(default)]
+    pub inspection: InspectionConfig,
     /// `[[app]]` tables: user-defined apps (same schema as `apps.d` files).
     #[serde(default, rename = "app")]
     pub apps: Vec<AppDef>,
@@ -286,6 +289,31 @@ pub struct RuleConfig {
     /// Only for `action = "block"`; default `reject`.
     #[serde(default)]
     pub verdict: Option<Verdict>,
+}
+
+/// `[inspection]`: what happens to a flow that started a TLS or QUIC
+/// handshake and never let its server name be read (split into pieces past
+/// what the kernel hands over, conflicting overlapping copies, a
+/// reassembly that ran out of its memory share).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectionConfig {
+    /// `block`, `alert` or `allow`; applies only to destinations that some
+    /// app rule blocks (see docs/policy.md). Default `block`.
+    #[serde(default = "default_undecidable")]
+    pub undecidable: Action,
+}
+
+fn default_undecidable() -> Action {
+    Action::Block
+}
+
+impl Default for InspectionConfig {
+    fn default() -> Self {
+        InspectionConfig {
+            undecidable: default_undecidable(),
+        }
+    }
 }
 
 /// `[default]`: what happens to public destinations no rule matched.

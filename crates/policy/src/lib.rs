@@ -61,6 +61,7 @@ mod policy;
 mod validate;
 
 pub use config::{
+    InspectionConfig,
     Action, AlertsConfig, By, CaptureKind, Config, DaemonConfig, DecodeConfig, DefaultConfig,
     GeoipConfig, Mode, RuleConfig, SignaturesConfig, TunnelName, Verdict, DEFAULT_SIGNATURE_DIR,
     FREE_GEOIP_DATABASE,

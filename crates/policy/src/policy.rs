@@ -271,6 +271,7 @@ pub struct Policy {
     jurisdictions: Vec<(String, Vec<CountryCode>)>,
     categories: HashMap<AppId, Category>,
     tunnels: Vec<TunnelName>,
+    undecidable: Action,
 }
 
 impl Policy {
@@ -323,6 +324,46 @@ impl Policy {
 
     /// First matching rule wins; `[default]` otherwise. Non-public
     /// destinations are always allowed.
+    /// `[inspection] undecidable`.
+    pub fn undecidable_action(&self) -> Action {
+        self.undecidable
+    }
+
+    /// Decides a flow whose handshake stayed undecidable (its app cannot be
+    /// known). A rule for all traffic that matches decides as usual.
+    /// Otherwise jurisdiction still matters: only when some app rule that
+    /// applies to this client would **block** this destination does
+    /// `[inspection] undecidable` apply (as that rule's decision, with its
+    /// verdict); elsewhere the flow gets what an unrecognised flow gets.
+    pub fn decide_undecidable(&self, src: IpAddr, dst: IpAddr, geo: &GeoInfo) -> Decision {
+        let plain = self.decide(&Query {
+            src,
+            dst,
+            app: None,
+            geo,
+        });
+        if plain.decided_by != DecidedBy::Default || self.undecidable == Action::Allow {
+            return plain;
+        }
+        for r in &self.rules {
+            if r.apps.is_none() || r.action != Action::Block || !r.applies_to_source(src) {
+                continue;
+            }
+            if let Some(m) = r.match_destination(geo) {
+                return Decision {
+                    action: self.undecidable,
+                    decided_by: DecidedBy::Rule,
+                    rule: Some(r.rule_ref()),
+                    jurisdiction: Some(m.jurisdiction),
+                    country: m.country,
+                    basis: m.basis,
+                    verdict: r.verdict,
+                };
+            }
+        }
+        plain
+    }
+
     pub fn decide(&self, q: &Query) -> Decision {
         if !q.geo.scope.is_public() {
             return self.non_public();
@@ -505,6 +546,7 @@ fn build(config: &Config, extra: &[AppDef]) -> Result<Policy, Invalid> {
         jurisdictions: juris.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         categories,
         tunnels: config.decode.tunnels.clone(),
+        undecidable: config.inspection.undecidable,
     })
 }
 
