@@ -10,7 +10,9 @@
 //! gf-e2e-probe tcp-server ADDR:PORT SECS              accept; read a first message, then echo lines
 //! gf-e2e-probe tls-client ADDR:PORT SNI ROUNDS        connect, send a TLS ClientHello with SNI, then
 //!                                                    ROUNDS line echoes 100 ms apart; prints
-//!                                                    "ok ROUNDS", "refused", "timeout" or "cut N after_ms M"
+//!                                                    "ok ROUNDS", "refused", "timeout" or "cut N after_ms M";
+//!                                                    a 5th argument `bytewise` writes the ClientHello one byte
+//!                                                    per TCP segment (TCP_NODELAY, 2 ms apart)
 //! gf-e2e-probe udp-server ADDR:PORT SECS              count datagrams for SECS (and while they keep
 //!                                                    arriving); prints "received N"
 //! gf-e2e-probe udp-send ADDR:PORT COUNT GAP_MS KIND [SRC]   KIND = zoom (Zoom SFU media header) | plain; SRC = source address
@@ -240,8 +242,16 @@ fn run(a: &[String]) -> Result<i32, String> {
             let mut done = 0;
             let mut reader = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
             let mut line = String::new();
-            let ok = s.write_all(&hello).is_ok()
-                && reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false);
+            let sent = if a.get(5).map(String::as_str) == Some("bytewise") {
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                hello.iter().all(|b| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    s.write_all(std::slice::from_ref(b)).is_ok()
+                })
+            } else {
+                s.write_all(&hello).is_ok()
+            };
+            let ok = sent && reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false);
             if ok {
                 while done < rounds {
                     std::thread::sleep(Duration::from_millis(100));

@@ -263,6 +263,7 @@ pub fn step(
 pub const CONFLICT: &str =
     "conflicting overlapping handshake data (two different copies of the same bytes)";
 pub const TOO_LONG: &str = "handshake longer than inspection reads";
+pub const UNREADABLE: &str = "a TLS handshake record without a readable ClientHello";
 pub const INCOMPLETE: &str = "handshake incomplete when inspection ended";
 pub const OUT_OF_MEMORY: &str =
     "handshake incomplete when its reassembly ran out of its memory share";
@@ -346,8 +347,11 @@ fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: 
                     return step;
                 }
                 tls::HelloParse::NeedMore { have, .. } => {
-                    // At least the record header, and it is a handshake.
-                    st.handshake |= have >= 5;
+                    // The stream opens a TLS handshake record (the parser
+                    // rules TLS out as soon as a byte contradicts it). One
+                    // byte is enough: a client that writes a byte per
+                    // segment hands the daemon only a few.
+                    st.handshake |= have >= 1;
                     st.tls = Some(asm);
                     if st.handshake_bytes > HANDSHAKE_BYTES {
                         return Step::Undecidable(TOO_LONG);
@@ -356,9 +360,13 @@ fn step_tcp(st: &mut FlowInspect, sigs: &Sigs, p: &Packet<'_>, dir: Dir, index: 
                 }
                 tls::HelloParse::NotTls => {
                     st.not_tls = true;
-                    if st.handshake {
-                        return Step::Undecidable(TOO_LONG);
+                    // A handshake record header, then no readable hello
+                    // (one that cannot fit the window, or garbage).
+                    let c = asm.contiguous();
+                    if st.handshake && c.len() >= 5 && c.first() == Some(&0x16) {
+                        return Step::Undecidable(UNREADABLE);
                     }
+                    st.handshake = false;
                 }
             }
         }

@@ -142,7 +142,15 @@ fn segmented(server: Ipv4Addr, hello: &[u8], seg: usize) -> Vec<Vec<u8>> {
     let mut v = vec![tcp_v4(CLIENT, 40000, server, 443, 1000, TcpFlags::SYN, &[])];
     for (i, c) in hello.chunks(seg).enumerate() {
         let seq = 1001 + (i * seg) as u32;
-        v.push(tcp_v4(CLIENT, 40000, server, 443, seq, TcpFlags::PSH_ACK, c));
+        v.push(tcp_v4(
+            CLIENT,
+            40000,
+            server,
+            443,
+            seq,
+            TcpFlags::PSH_ACK,
+            c,
+        ));
     }
     v
 }
@@ -202,16 +210,37 @@ fn conflicting_overlapping_hellos_are_evasion() {
     let real = client_hello("zoom.us");
     assert_eq!(fake.len(), real.len());
     let mut frames = segmented(CN_SERVER, &fake, 2000);
-    frames.push(tcp_v4(CLIENT, 40000, CN_SERVER, 443, 1001, TcpFlags::PSH_ACK, &real));
+    frames.push(tcp_v4(
+        CLIENT,
+        40000,
+        CN_SERVER,
+        443,
+        1001,
+        TcpFlags::PSH_ACK,
+        &real,
+    ));
     let mut e = engine_with(EngineConfig::default(), POLICY);
     let ev = run(&mut e, &frames);
     let r = one(&ev);
     assert_eq!(r.method.map(|m| m.as_str()), Some("undecidable"));
-    assert!(r.evidence.as_deref().is_some_and(|x| x.contains("conflicting")), "{r:?}");
+    assert!(
+        r.evidence
+            .as_deref()
+            .is_some_and(|x| x.contains("conflicting")),
+        "{r:?}"
+    );
     assert_eq!(r.action.as_str(), "block");
     // The same bytes twice (an ordinary retransmission) are not.
     let mut frames = segmented(CN_SERVER, &fake, 2000);
-    frames.push(tcp_v4(CLIENT, 40000, CN_SERVER, 443, 1001, TcpFlags::PSH_ACK, &fake));
+    frames.push(tcp_v4(
+        CLIENT,
+        40000,
+        CN_SERVER,
+        443,
+        1001,
+        TcpFlags::PSH_ACK,
+        &fake,
+    ));
     let mut e = engine_with(EngineConfig::default(), POLICY);
     assert!(labelled(&run(&mut e, &frames)).is_empty());
 }
@@ -221,10 +250,10 @@ fn conflicting_overlapping_hellos_are_evasion() {
 #[test]
 fn junk_before_a_quic_initial_does_not_end_inspection() {
     let hello = client_hello("zoom.us");
-    let junk_initial = client_initial_datagram(VERSION_1, &[0x11; 8], 0, &[0xEE; 64], 1200)
-        .expect("junk initial");
-    let real = client_initial_datagram(VERSION_1, &[0x22; 8], 0, &hello[5..], 1200)
-        .expect("initial");
+    let junk_initial =
+        client_initial_datagram(VERSION_1, &[0x11; 8], 0, &[0xEE; 64], 1200).expect("junk initial");
+    let real =
+        client_initial_datagram(VERSION_1, &[0x22; 8], 0, &hello[5..], 1200).expect("initial");
     let mut frames: Vec<Vec<u8>> = (0..40u8)
         .map(|i| udp_v4(CLIENT, 40000, CN_SERVER, 443, &[0x40 | (i & 0x3f); 200]))
         .collect();
@@ -255,4 +284,39 @@ fn the_policy_chooses_what_undecidable_gets() {
         assert_eq!(r.method.map(|m| m.as_str()), Some("undecidable"));
         assert_eq!(r.action.as_str(), action);
     }
+}
+
+/// The live case: SYN, the handshake's ACK, then one byte per segment; the
+/// kernel hands over 7 packets.
+#[test]
+fn one_byte_segments_past_the_handover_are_undecidable() {
+    let hello = client_hello("zoom.us");
+    let mut frames = vec![
+        tcp_v4(CLIENT, 40000, CN_SERVER, 443, 1000, TcpFlags::SYN, &[]),
+        tcp_v4(CLIENT, 40000, CN_SERVER, 443, 1001, TcpFlags::ACK, &[]),
+    ];
+    for (i, b) in hello.iter().enumerate() {
+        let seq = 1001 + i as u32;
+        frames.push(tcp_v4(
+            CLIENT,
+            40000,
+            CN_SERVER,
+            443,
+            seq,
+            TcpFlags::PSH_ACK,
+            &[*b],
+        ));
+    }
+    frames.truncate(7);
+    let mut e = engine_with(
+        EngineConfig {
+            handover: Some(8),
+            ..EngineConfig::default()
+        },
+        POLICY,
+    );
+    let ev = run(&mut e, &frames);
+    let r = one(&ev);
+    assert_eq!(r.method.map(|m| m.as_str()), Some("undecidable"));
+    assert_eq!(r.action.as_str(), "block");
 }
