@@ -61,10 +61,9 @@ mod policy;
 mod validate;
 
 pub use config::{
-    InspectionConfig,
     Action, AlertsConfig, By, CaptureKind, Config, DaemonConfig, DecodeConfig, DefaultConfig,
-    GeoipConfig, Mode, RuleConfig, SignaturesConfig, TunnelName, Verdict, DEFAULT_SIGNATURE_DIR,
-    FREE_GEOIP_DATABASE,
+    GeoipConfig, InspectionConfig, Mode, RuleConfig, SignaturesConfig, TunnelName, Verdict,
+    DEFAULT_SIGNATURE_DIR, FREE_GEOIP_DATABASE,
 };
 pub use dns_gate::{DnsGateConfig, GateFailure};
 pub use error::{ConfigError, SourceText};
