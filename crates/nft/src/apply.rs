@@ -482,7 +482,7 @@ struct Msgs {
 /// What the table holds now: sets (flags, key length), chains (hook, priority).
 #[derive(Default)]
 struct Current {
-    sets: BTreeMap<String, (u32, u32)>,
+    sets: BTreeMap<String, (u32, u32, u32)>,
     chains: BTreeMap<String, (Option<u32>, Option<i32>)>,
     /// Per chain, in order: (comment, expression names) of every rule.
     rules: BTreeMap<String, Vec<(String, Vec<String>)>>,
@@ -623,7 +623,7 @@ impl Nft {
         Ok(())
     }
 
-    /// Sets (name, flags, key length) and chains (name, hook, priority) now in the table.
+    /// Sets (name, flags, key length, size) and chains (name, hook, priority) now in the table.
     fn current_objects(&mut self) -> Result<Current, NftError> {
         let sets = self
             .dump(Dump::Sets, None)?
@@ -633,8 +633,9 @@ impl Nft {
                     name,
                     flags,
                     key_len,
+                    size,
                     ..
-                } => Some((name, (flags, key_len))),
+                } => Some((name, (flags, key_len, size))),
                 _ => None,
             })
             .collect();
@@ -691,10 +692,14 @@ impl Nft {
         // Which existing sets stay (same name and type) and which go.
         let mut reuse: BTreeSet<String> = BTreeSet::new();
         let mut delete_sets = Vec::new();
-        for (name, (flags, key_len)) in &current.sets {
+        for (name, (flags, key_len, size)) in &current.sets {
+            // A set without the intended `size` (a table from an older
+            // version) is replaced, its live elements re-added.
             let same = rs.set(name).is_some_and(|d| {
                 let (_, kl) = key_params(d.key);
-                *flags & SET_TYPE_FLAGS == set_flags(d) && *key_len == kl
+                *flags & SET_TYPE_FLAGS == set_flags(d)
+                    && *key_len == kl
+                    && d.size.is_none_or(|n| n == *size)
             });
             if same {
                 reuse.insert(name.clone());

@@ -443,6 +443,8 @@ pub(crate) enum Parsed {
         name: String,
         flags: u32,
         key_len: u32,
+        /// `size` (0 when the set has none).
+        size: u32,
     },
     Elems {
         set: String,
@@ -540,12 +542,18 @@ pub(crate) fn parse_msg(kind: Dump, msg: &[u8]) -> Option<Parsed> {
                     0
                 };
                 let key_len = sys::nftnl_set_get_u32(s.as_ptr(), sys::NFTNL_SET_KEY_LEN as u16);
+                let size = if sys::nftnl_set_is_set(s.as_ptr(), sys::NFTNL_SET_DESC_SIZE as u16) {
+                    sys::nftnl_set_get_u32(s.as_ptr(), sys::NFTNL_SET_DESC_SIZE as u16)
+                } else {
+                    0
+                };
                 sys::nftnl_set_free(s.as_ptr());
                 ok.then_some(Parsed::Set {
                     table,
                     name,
                     flags,
                     key_len,
+                    size,
                 })
             }
             Dump::Elems => {

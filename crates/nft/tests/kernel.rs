@@ -696,3 +696,56 @@ fn i_dynamic_batch_with_a_bad_element_applies_the_others() {
     );
     assert!(list.contains(&format!("r0 - {}", SRV_V6[1])), "{list}");
 }
+
+#[test]
+fn j_dynamic_sets_are_bounded_also_when_an_old_table_is_upgraded() {
+    let _g = lock();
+    let Some(env) = setup("j") else { return };
+    // A table as an older version left it: a dynamic set without `size`.
+    env.t
+        .ok(
+            &env.t.gw,
+            &[
+                "nft",
+                "add table inet geofence; add set inet geofence r0_dyn_v4 { type ipv4_addr . ipv4_addr; flags timeout; }",
+            ],
+        )
+        .expect("old table");
+    let spec = env.spec(
+        "dyn.json",
+        &spec_json(true, &rule_json("reject", &[], true)),
+    );
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = env.gw(&["verify", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let listing = env
+        .t
+        .stdout(&env.t.gw, &["nft", "list", "table", "inet", "geofence"])
+        .expect("list");
+    for set in ["r0_dyn_v4", "r0_dyn_v6", "r0_dst_dyn_v4", "r0_dst_dyn_v6"] {
+        let block = listing
+            .split(&format!("set {set} {{"))
+            .nth(1)
+            .and_then(|r| r.split('}').next())
+            .unwrap_or_else(|| panic!("{set} missing:\n{listing}"));
+        assert!(block.contains("size 65536"), "{set} unbounded:\n{listing}");
+    }
+    // DNS answers are logged only in the reply direction, and every DNS
+    // log rule is bounded (first packets or a rate).
+    for line in listing
+        .lines()
+        .filter(|l| l.contains("sport 53") || l.contains("dport 53"))
+    {
+        assert!(
+            line.contains("packets <") || line.contains("limit rate"),
+            "unbounded: {line}"
+        );
+        if line.contains("sport 53") {
+            assert!(line.contains("ct direction reply"), "{line}");
+        }
+    }
+    // Elements go in up to the size.
+    let (code, out) = env.gw(&["add-dyn", "0", CLIENT_V4, SRV_V4[0], "60000"]);
+    assert_eq!(code, 0, "{out}");
+}
