@@ -5,8 +5,8 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use geofence_nft::model::{DynElement, RulesetSpec};
 use geofence_nft::render::{render, Ruleset};
 use geofence_policy::Policy;
 
-use crate::state::{Admission, DynState};
+use crate::state::{write_snapshot, Admission, DynState, Snapshot};
 
 /// A run-time block decided by the action stage, with the alert to write
 /// once it is in the kernel.
@@ -76,7 +76,10 @@ pub struct Enforcer {
     /// Time-to-block samples in microseconds (bounded ring).
     lat: Vec<u64>,
     lat_next: usize,
-    last_save_error: Option<Instant>,
+    /// The saver thread's queue (one snapshot at a time) and the thread.
+    saver: Option<Saver>,
+    /// Set by the saver when a write failed, so the state is saved again.
+    save_failed: Arc<AtomicBool>,
     /// Dynamic-state pressure already alerted.
     reported: crate::state::Pressure,
 }
@@ -108,6 +111,42 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The thread that writes `dynamic.json`: serialising tens of thousands of
+/// blocks and two fsyncs take milliseconds (much longer on a busy disk),
+/// which on the enforcement thread would delay every block queued behind
+/// them. A failed write is logged (at most once a minute) and flagged so
+/// the enforcer snapshots again.
+type Saver = (SyncSender<Snapshot>, std::thread::JoinHandle<()>);
+
+fn spawn_saver(dir: PathBuf) -> (Option<Saver>, Arc<AtomicBool>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Snapshot>(1);
+    let failed = Arc::new(AtomicBool::new(false));
+    let flag = failed.clone();
+    let spawned = std::thread::Builder::new()
+        .name("geofence-state".to_string())
+        .spawn(move || {
+            let mut last_error: Option<Instant> = None;
+            for snap in rx {
+                if let Err(e) = write_snapshot(&dir, &snap) {
+                    flag.store(true, Ordering::Relaxed);
+                    if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot save dynamic blocks; enforcement continues, retrying");
+                        last_error = Some(Instant::now());
+                    }
+                }
+            }
+        });
+    match spawned {
+        Ok(handle) => (Some((tx, handle)), failed),
+        Err(e) => {
+            // Without the thread the state stays dirty: the shutdown save
+            // still writes it.
+            tracing::error!(error = %e, "cannot start the state saver thread");
+            (None, failed)
+        }
+    }
+}
+
 pub fn monotonic_secs() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_secs()
@@ -122,6 +161,7 @@ impl Enforcer {
         heartbeat: Arc<AtomicU64>,
     ) -> Enforcer {
         let state = DynState::load(&state_dir);
+        let (saver, save_failed) = spawn_saver(state_dir.clone());
         Enforcer {
             nft,
             enforce,
@@ -132,7 +172,8 @@ impl Enforcer {
             heartbeat,
             lat: Vec::new(),
             lat_next: 0,
-            last_save_error: None,
+            saver,
+            save_failed,
             reported: crate::state::Pressure::default(),
         }
     }
@@ -180,7 +221,7 @@ impl Enforcer {
                 other => self.other(other),
             }
         }
-        self.save();
+        self.save_now();
     }
 
     fn other(&mut self, c: Cmd) {
@@ -435,16 +476,39 @@ impl Enforcer {
         self.alerts.send(a);
     }
 
+    /// Hands the dynamic blocks to the saver thread if they changed: the
+    /// serialisation and the fsyncs never hold up a block.
     fn save(&mut self) {
         let _ = self.state.live();
-        if let Err(e) = self.state.save(&self.state_dir) {
-            let quiet = self
-                .last_save_error
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
-            if !quiet {
-                tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot save dynamic blocks; enforcement continues, retrying");
-                self.last_save_error = Some(Instant::now());
+        if let Some(snap) = self.state.snapshot() {
+            // The saver is still writing the previous snapshot (a slow
+            // disk): take a new one next time.
+            let sent = self
+                .saver
+                .as_ref()
+                .is_some_and(|(tx, _)| tx.try_send(snap).is_ok());
+            if !sent {
+                self.state.mark_dirty();
             }
+        }
+        if self.save_failed.swap(false, Ordering::Relaxed) {
+            self.state.mark_dirty();
+        }
+    }
+
+    /// At shutdown: the last state, written before the thread ends (after
+    /// the saver has finished, so the two never write at once).
+    fn save_now(&mut self) {
+        if let Some((tx, handle)) = self.saver.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+        if self.save_failed.swap(false, Ordering::Relaxed) {
+            self.state.mark_dirty();
+        }
+        let _ = self.state.live();
+        if let Err(e) = self.state.save(&self.state_dir) {
+            tracing::warn!(dir = %self.state_dir.display(), error = %e, "cannot save dynamic blocks at shutdown");
         }
     }
 }

@@ -325,28 +325,58 @@ impl DynState {
         st
     }
 
-    /// Writes the state if it changed. Errors are returned for the caller
-    /// to log; the in-memory state stays dirty so the next call retries.
-    pub fn save(&mut self, dir: &Path) -> std::io::Result<bool> {
+    /// The rows to persist if the state changed since the last snapshot
+    /// (cheap: a copy, no I/O); marks it clean. The caller writes them with
+    /// [`write_snapshot`] (off the enforcement thread) and calls
+    /// [`DynState::mark_dirty`] if that fails, so the next one retries.
+    pub fn snapshot(&mut self) -> Option<Snapshot> {
         if !self.dirty {
-            return Ok(false);
+            return None;
         }
-        let v: Vec<Saved> = self
-            .elems
-            .iter()
-            .map(|(&(rule_index, src, dst), (expires, app))| Saved {
-                rule_index,
-                src,
-                dst,
-                expires: *expires,
-                app: app.clone(),
-            })
-            .collect();
-        let text = serde_json::to_vec(&v).map_err(std::io::Error::other)?;
-        crate::durable::write_atomic(dir, "dynamic.json", &text)?;
         self.dirty = false;
+        Some(Snapshot(
+            self.elems
+                .iter()
+                .map(|(&(rule_index, src, dst), (expires, app))| Saved {
+                    rule_index,
+                    src,
+                    dst,
+                    expires: *expires,
+                    app: app.clone(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// A write of an earlier snapshot failed: the next snapshot is taken
+    /// even without a change.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the state if it changed, on the calling thread (start-up,
+    /// shutdown, tests). Errors are returned for the caller to log; the
+    /// in-memory state stays dirty so the next call retries.
+    pub fn save(&mut self, dir: &Path) -> std::io::Result<bool> {
+        let Some(snap) = self.snapshot() else {
+            return Ok(false);
+        };
+        if let Err(e) = write_snapshot(dir, &snap) {
+            self.mark_dirty();
+            return Err(e);
+        }
         Ok(true)
     }
+}
+
+/// Dynamic blocks as of one moment, ready to be written.
+pub struct Snapshot(Vec<Saved>);
+
+/// Serialises a snapshot and writes it durably (temporary file, fsync,
+/// rename, fsync of the directory).
+pub fn write_snapshot(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
+    let text = serde_json::to_vec(&snap.0).map_err(std::io::Error::other)?;
+    crate::durable::write_atomic(dir, "dynamic.json", &text)
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ pub struct ApplyReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
     pub table_present: bool,
-    /// Per set: name, ranges/elements found (interval-end markers not counted).
+    /// Per interval set: name, ranges found (interval-end markers not
+    /// counted). Dynamic sets are checked for presence only.
     pub set_elements: Vec<(String, usize)>,
     pub chains: Vec<String>,
     pub rules: usize,
@@ -1007,6 +1008,13 @@ impl Nft {
         for def in &rs.sets {
             if !sets.iter().any(|(n, _)| *n == def.name) {
                 rep.problems.push(format!("set {} is missing", def.name));
+                continue;
+            }
+            if !def.interval {
+                // A dynamic (timeout) set: its elements are the daemon's
+                // own run-time blocks, with nothing to compare them to.
+                // Dumping them (tens of thousands under a burst) would hold
+                // the enforcement thread for milliseconds at every check.
                 continue;
             }
             let elems = self.set_elems(&def.name)?;
