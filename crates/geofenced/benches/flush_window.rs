@@ -194,7 +194,7 @@ fn run(flushes: u32, pps: u64) -> Result<(), String> {
         .ok_or("sender gone")?
         .wait_with_output()
         .map_err(|e| e.to_string())?;
-    let tampers = read_alerts().matches("\"event\":\"tamper\"").count();
+    let tampers = read_alerts().matches("\"event_type\":\"tamper\"").count();
     let total = arrived(&t);
     let gap_ms = 1000.0 / pps as f64;
     per_flush.sort_unstable();

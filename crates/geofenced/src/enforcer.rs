@@ -55,8 +55,9 @@ pub enum Cmd {
     /// Check the table still holds what we put there; restore it if not.
     Verify,
     /// Cheap check (one small dump) that the table still exists; a full
-    /// [`Cmd::Verify`] and restore when it does not. Sent often, so that
-    /// another tool's `flush ruleset` is undone within a fraction of a second.
+    /// [`Cmd::Verify`] and restore when it does not. Sent by the watch
+    /// thread (`watch.rs`) when it sees the table gone, so that another
+    /// tool's `flush ruleset` is undone within milliseconds.
     Presence,
     /// Persist dynamic blocks if they changed.
     Save,

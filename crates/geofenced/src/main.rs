@@ -8,8 +8,9 @@
 //! the alert thread writes JSON lines. The main thread handles signals
 //! (SIGHUP: reload; SIGUSR1: reopen the alert file; SIGTERM/SIGINT: stop),
 //! `reload` requests on the control socket (answered with the result), the
-//! systemd watchdog, and checks the table (its presence every 100 ms, its
-//! contents every two seconds), restoring it if someone changed it.
+//! systemd watchdog, and checks the table (its presence every 20 ms from a
+//! watch thread, its contents every two seconds), restoring it if someone
+//! changed or deleted it.
 //!
 //! Fail closed: the kernel table is never removed by the daemon, not on a
 //! clean stop and not on a crash (`geofencectl flush` removes it). A reload
@@ -25,6 +26,7 @@ mod gate;
 mod journal;
 mod pipeline;
 mod state;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -334,6 +336,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if fallback.is_none() {
         keep_accepted(&loaded);
     }
+    // Another tool's `flush ruleset` deletes the table: noticed within
+    // watch::EVERY, restored by the enforcement thread at once.
+    let watcher = watch::Watch::start(plan::TABLE, etx.clone())?;
 
     let sources = open_sources(&loaded)?;
     let mut ctls = Vec::new();
@@ -406,6 +411,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     for t in threads {
         let _ = t.join();
     }
+    watcher.stop();
     let _ = etx.send(Cmd::Stop);
     let _ = enf_thread.join();
     daemon_alert(
@@ -417,9 +423,6 @@ fn run(args: &Args) -> anyhow::Result<()> {
     alert_writer.shutdown();
     Ok(())
 }
-
-/// How often the enforcement thread checks that its table still exists.
-const PRESENCE_CHECK: Duration = Duration::from_millis(100);
 
 async fn control(
     config: &Path,
@@ -444,10 +447,6 @@ async fn control(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut verify = tokio::time::interval(Duration::from_secs(2));
-    // Another tool's `flush ruleset` (e.g. `systemctl restart nftables`)
-    // deletes the table: noticed within PRESENCE_CHECK, restored at once.
-    let mut presence = tokio::time::interval(PRESENCE_CHECK);
-    presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut save = tokio::time::interval(Duration::from_secs(5));
     let mut stats = tokio::time::interval(Duration::from_secs(60));
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
@@ -483,7 +482,6 @@ async fn control(
             _ = int.recv() => break,
             // Periodic checks are skipped while the queue is full.
             _ = verify.tick() => { let _ = etx.try_send(Cmd::Verify); }
-            _ = presence.tick() => { let _ = etx.try_send(Cmd::Presence); }
             _ = save.tick() => { let _ = etx.try_send(Cmd::Save); }
             _ = stats.tick() => { let _ = etx.try_send(Cmd::Stats); }
             _ = wd.tick() => {
