@@ -277,6 +277,49 @@ fn live_gateway_decides_what_explain_says() {
         let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
         assert!(text.contains(want), "explain from {src}: {text}");
     }
+    // Someone deletes one of our rules (not the table): the ruleset
+    // generation moves, the next check reads the table back, restores it
+    // and says so.
+    let listing = env
+        .t
+        .stdout(
+            &gw,
+            &["nft", "-a", "list", "chain", "inet", "geofence", "forward"],
+        )
+        .expect("list");
+    let handle = listing
+        .lines()
+        .find(|l| l.contains("nothing-to-russia") && l.contains("# handle"))
+        .and_then(|l| l.rsplit("# handle ").next())
+        .map(|h| h.trim().to_string())
+        .expect("a rule of ours with a handle");
+    env.t
+        .ok(
+            &gw,
+            &[
+                "nft", "delete", "rule", "inet", "geofence", "forward", "handle", &handle,
+            ],
+        )
+        .expect("delete rule");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !env.alerts().contains("\"tamper\"") {
+        assert!(Instant::now() < end, "no tamper alert:\n{}", env.alerts());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let other = env.spawn(&srv, &["udp-server", "203.0.113.30:7001", "2"]);
+    let (_, sent) = env.probe(
+        &cli,
+        &[
+            "udp-send",
+            "203.0.113.30:7001",
+            "5",
+            "20",
+            "plain",
+            "198.51.100.2",
+        ],
+    );
+    assert_eq!(sent, "sent 5");
+    assert_eq!(env.received(other), 0, "the restored rule drops again");
     drop(daemon);
     std::fs::remove_dir_all(&env.dir).ok();
 }

@@ -77,6 +77,10 @@ pub struct Enforcer {
     /// Time-to-block samples in microseconds (bounded ring).
     lat: Vec<u64>,
     lat_next: usize,
+    /// The kernel's ruleset generation after our last commit or full check.
+    known_gen: Option<u32>,
+    /// Periodic checks so far.
+    checks: u32,
     /// The saver thread's queue (one snapshot at a time) and the thread.
     saver: Option<Saver>,
     /// Set by the saver when a write failed, so the state is saved again.
@@ -102,6 +106,10 @@ pub fn count_dropped() {
 pub fn dropped() -> u64 {
     BLOCKS_DROPPED.load(Ordering::Relaxed)
 }
+/// Every this many periodic checks (2 s apart), the table is read back in
+/// full even if the ruleset generation did not move.
+const FULL_CHECK_EVERY: u32 = 15;
+
 /// Most blocks sent in one netlink transaction.
 const BATCH: usize = 4096;
 
@@ -173,6 +181,8 @@ impl Enforcer {
             heartbeat,
             lat: Vec::new(),
             lat_next: 0,
+            known_gen: None,
+            checks: 0,
             saver,
             save_failed,
             reported: crate::state::Pressure::default(),
@@ -294,6 +304,7 @@ impl Enforcer {
                 );
             }
         }
+        self.note_commit();
         Ok(format!("{report:?}"))
     }
 
@@ -317,6 +328,9 @@ impl Enforcer {
             (false, _) => Vec::new(),
         };
         let done = now_ns();
+        if self.enforce {
+            self.note_commit();
+        }
         if let Some((_, first)) = failed.first() {
             tracing::error!(error = %first, failed = failed.len(), blocks = batch.len(), "adding dynamic blocks failed; the other blocks of the batch are in force");
         }
@@ -443,22 +457,54 @@ impl Enforcer {
         );
     }
 
-    fn presence(&mut self) {
-        let (Some(nft), Some(_)) = (self.nft.as_mut(), self.ruleset.as_ref()) else {
-            return;
+    /// Reads the kernel's ruleset generation after a commit of ours (or a
+    /// full check): while it stays the same, nothing anywhere changed and
+    /// the periodic checks need not read the table back.
+    fn note_commit(&mut self) {
+        self.known_gen = self.nft.as_mut().and_then(|n| n.generation().ok());
+    }
+
+    /// Nothing was committed by anyone since our last commit or full check.
+    fn unchanged(&mut self) -> bool {
+        let (Some(k), Some(nft)) = (self.known_gen, self.nft.as_mut()) else {
+            return false;
         };
+        nft.generation().is_ok_and(|g| g == k)
+    }
+
+    fn presence(&mut self) {
+        if self.nft.is_none() || self.ruleset.is_none() || self.unchanged() {
+            return;
+        }
         // An error here is left to the periodic full check.
-        if let Ok(false) = nft.table_exists() {
-            self.verify();
+        if let Some(Ok(false)) = self.nft.as_mut().map(|n| n.table_exists()) {
+            self.verify_full();
         }
     }
 
+    /// The periodic tamper check: a full read-back only when the ruleset
+    /// generation moved (someone committed something, maybe in another
+    /// table), and every [`FULL_CHECK_EVERY`] checks regardless (a foreign
+    /// commit between ours and our read of the generation would otherwise
+    /// go unseen). A full read-back of large static sets takes long enough
+    /// to delay the blocks queued behind it.
     fn verify(&mut self) {
+        self.checks = self.checks.wrapping_add(1);
+        if !self.checks.is_multiple_of(FULL_CHECK_EVERY) && self.unchanged() {
+            return;
+        }
+        self.verify_full();
+    }
+
+    fn verify_full(&mut self) {
         let (Some(nft), Some(rs)) = (self.nft.as_mut(), self.ruleset.as_ref()) else {
             return;
         };
         let bad = match nft.verify(rs) {
-            Ok(v) if v.ok() => return,
+            Ok(v) if v.ok() => {
+                self.note_commit();
+                return;
+            }
             Ok(v) => format!("{v:?}"),
             Err(e) => e.to_string(),
         };
@@ -475,6 +521,7 @@ impl Enforcer {
         );
         a.evidence = Some(bad);
         self.alerts.send(a);
+        self.note_commit();
     }
 
     /// Hands the dynamic blocks to the saver thread if they changed: the

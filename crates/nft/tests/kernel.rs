@@ -749,3 +749,36 @@ fn j_dynamic_sets_are_bounded_also_when_an_old_table_is_upgraded() {
     let (code, out) = env.gw(&["add-dyn", "0", CLIENT_V4, SRV_V4[0], "60000"]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn k_ruleset_generation_moves_with_every_commit_and_only_then() {
+    let _g = lock();
+    let Some(env) = setup("gen") else { return };
+    let gen = |env: &Env| -> u64 {
+        let (code, out) = env.gw(&["generation"]);
+        assert_eq!(code, 0, "{out}");
+        out.trim().parse().expect("a number")
+    };
+    let g0 = gen(&env);
+    assert_eq!(gen(&env), g0, "nothing committed, nothing moves");
+    let spec = env.spec(
+        "g.json",
+        &spec_json(true, &rule_json("reject", &["203.0.113.10/32"], true)),
+    );
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let g1 = gen(&env);
+    assert!(g1 > g0, "our apply commits: {g0} -> {g1}");
+    let (code, out) = env.gw(&["add-dyn", "0", "-", "203.0.113.99", "60000"]);
+    assert_eq!(code, 0, "{out}");
+    let g2 = gen(&env);
+    assert!(g2 > g1, "a dynamic element commits too: {g1} -> {g2}");
+    // Another tool's change, in another table: the generation says
+    // something changed, a full check says whether it was ours.
+    env.t
+        .ok(&env.t.gw, &["nft", "add", "table", "inet", "someone_else"])
+        .expect("nft");
+    let g3 = gen(&env);
+    assert!(g3 > g2, "another tool's commit: {g2} -> {g3}");
+    assert_eq!(gen(&env), g3);
+}

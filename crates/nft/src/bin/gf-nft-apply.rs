@@ -13,6 +13,7 @@
 //!                                               `failed I REASON` per refused element
 //! gf-nft-apply del-dyn-each RULE,SRC|-,DST...   remove many, same tolerance
 //! gf-nft-apply list-dyn                         print dynamic elements
+//! gf-nft-apply generation                       print the kernel's ruleset generation
 //! gf-nft-apply counters                         print per-rule counters
 //! gf-nft-apply delete                           delete the table
 //! gf-nft-apply kill-ct SRC|- DST                delete conntrack entries SRC (or any) -> DST
@@ -239,6 +240,10 @@ fn run(a: &[String]) -> Result<i32, String> {
                     d.timeout.as_millis()
                 );
             }
+            Ok(0)
+        }
+        "generation" => {
+            println!("{}", Nft::new().map_err(e)?.generation().map_err(e)?);
             Ok(0)
         }
         "counters" => {
