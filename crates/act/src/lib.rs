@@ -345,6 +345,7 @@ pub fn redecide(
         dst: elem.dst,
         app,
         geo: &g,
+        host: None,
     });
     let block = d.is_block();
     d.rule.filter(|_| block).map(|r| r.index)

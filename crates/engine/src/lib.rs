@@ -1321,6 +1321,7 @@ pub fn decide_answer(
             dst: r.addr,
             app: Some(&id),
             geo: &g,
+            host: Some(name),
         });
         let scope = if decision.is_block() {
             dns_scope(ctx, cross_family, client, r.addr, app, g.asn, ts_ns)
@@ -1359,6 +1360,12 @@ pub fn decide_answer(
 fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> FlowReport {
     let g = geo.lookup(f.server.0);
     let app = f.label.as_ref().map(|l| sigs.app(l.app).id.clone());
+    let host = f
+        .label
+        .as_ref()
+        .and_then(|l| l.host.as_deref())
+        .or(f.host.as_deref())
+        .map(str::to_string);
     let undecidable = f.undecidable.filter(|_| f.label.is_none());
     let decision = match undecidable {
         Some(_) => policy.decide_undecidable(f.client.0, f.server.0, &g),
@@ -1367,14 +1374,9 @@ fn make_report(sigs: &SignatureDb, geo: &GeoDb, policy: &Policy, f: &Flow) -> Fl
             dst: f.server.0,
             app: app.as_ref(),
             geo: &g,
+            host: host.as_deref(),
         }),
     };
-    let host = f
-        .label
-        .as_ref()
-        .and_then(|l| l.host.as_deref())
-        .or(f.host.as_deref())
-        .map(str::to_string);
     let mut evidence = f
         .label
         .as_ref()

@@ -105,6 +105,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         dst: a.address,
         app: app.as_ref(),
         geo: &geo,
+        host: a.host.as_deref(),
     });
     if a.json {
         let v = serde_json::json!({

@@ -55,6 +55,7 @@ fn bench(c: &mut Criterion) {
                     dst,
                     app,
                     geo: g,
+                    host: None,
                 });
                 blocked += u32::from(d.is_block());
             }

@@ -283,6 +283,10 @@ pub struct RuleConfig {
     pub apps: Option<Vec<AppId>>,
     /// Jurisdiction names, ISO country codes, `unknown` or `any`.
     pub to: Vec<String>,
+    /// Destinations the rule does not apply to: addresses, CIDRs, host
+    /// names (with their subdomains).
+    #[serde(default)]
+    pub except: Option<Vec<String>>,
     #[serde(default)]
     pub by: By,
     pub action: Action,

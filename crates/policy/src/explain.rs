@@ -20,6 +20,8 @@ pub enum Miss {
     AppNotInRule { app: Option<AppId> },
     /// The destination is in none of the rule's `to` entries under `by`.
     JurisdictionNotMatched { by: By },
+    /// The destination (address or server name) is in the rule's `except`.
+    Excepted { entry: String },
 }
 
 /// One rule's verdict on the query.
@@ -88,6 +90,11 @@ fn trace(r: &CompiledRule, q: &Query) -> (Option<DestMatch>, Vec<Miss>) {
             app: q.app.cloned(),
         });
     }
+    if let Some(e) = r.except.matching(q.dst, q.host) {
+        misses.push(Miss::Excepted {
+            entry: e.to_string(),
+        });
+    }
     let dest = r.match_destination(q.geo);
     if dest.is_none() && q.geo.scope.is_public() {
         misses.push(Miss::JurisdictionNotMatched { by: r.by });
@@ -121,6 +128,7 @@ impl fmt::Display for Miss {
             Miss::JurisdictionNotMatched { by } => {
                 write!(f, "destination is in none of `to` (by {by})")
             }
+            Miss::Excepted { entry } => write!(f, "destination is excepted by `{entry}`"),
         }
     }
 }

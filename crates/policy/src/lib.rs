@@ -43,6 +43,7 @@
 //!     dst: "203.0.113.9".parse().expect("ip"),
 //!     app: Some(&zoom),
 //!     geo: &geo,
+//!     host: None,
 //! });
 //! assert_eq!(d.action, geofence_policy::Action::Block);
 //! assert_eq!(d.jurisdiction.as_deref(), Some("prc"));
@@ -55,6 +56,7 @@
 mod config;
 mod dns_gate;
 mod error;
+mod except;
 mod explain;
 mod load;
 mod policy;
@@ -67,6 +69,7 @@ pub use config::{
 };
 pub use dns_gate::{DnsGateConfig, GateFailure};
 pub use error::{ConfigError, SourceText};
+pub use except::Except;
 pub use explain::{Explanation, Miss, RuleTrace};
 pub use load::{load_file, load_str, read_signature_dirs};
 pub use policy::{

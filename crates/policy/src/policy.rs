@@ -22,6 +22,9 @@ pub struct Query<'a> {
     pub app: Option<&'a AppId>,
     /// What the geo stage knows about `dst`.
     pub geo: &'a GeoInfo,
+    /// Server name seen for the flow (TLS/QUIC SNI, DNS question), for
+    /// host-name `except` entries.
+    pub host: Option<&'a str>,
 }
 
 /// A rule's position (0-based, file order) and name.
@@ -165,6 +168,8 @@ pub struct CompiledRule {
     pub action: Action,
     /// Meaningful for `block` (always `reject` for other actions).
     pub verdict: Verdict,
+    /// Destinations the rule does not apply to.
+    pub except: crate::except::Except,
 }
 
 impl CompiledRule {
@@ -341,12 +346,17 @@ impl Policy {
             dst,
             app: None,
             geo,
+            host: None,
         });
         if plain.decided_by != DecidedBy::Default || self.undecidable == Action::Allow {
             return plain;
         }
         for r in &self.rules {
-            if r.apps.is_none() || r.action != Action::Block || !r.applies_to_source(src) {
+            if r.apps.is_none()
+                || r.action != Action::Block
+                || !r.applies_to_source(src)
+                || r.except.matching(dst, None).is_some()
+            {
                 continue;
             }
             if let Some(m) = r.match_destination(geo) {
@@ -369,7 +379,10 @@ impl Policy {
             return self.non_public();
         }
         for r in &self.rules {
-            if !r.applies_to_source(q.src) || !r.applies_to_app(q.app) {
+            if !r.applies_to_source(q.src)
+                || !r.applies_to_app(q.app)
+                || r.except.matching(q.dst, q.host).is_some()
+            {
                 continue;
             }
             if let Some(m) = r.match_destination(q.geo) {
@@ -721,6 +734,12 @@ fn compile_rule(
         ));
     }
 
+    let except = crate::except::compile(
+        i,
+        rc.except.as_deref(),
+        rc.action == Action::Block && apps.is_none(),
+    )?;
+
     let verdict = match (rc.action, rc.verdict) {
         (Action::Block, v) => v.unwrap_or_default(),
         (_, None) => Verdict::default(),
@@ -756,6 +775,7 @@ fn compile_rule(
         registered_countries,
         action: rc.action,
         verdict,
+        except,
     })
 }
 
@@ -775,6 +795,11 @@ fn covers(a: &CompiledRule, b: &CompiledRule) -> bool {
 }
 
 fn covers_destinations(a: &CompiledRule, b: &CompiledRule) -> bool {
+    // An earlier rule with exceptions lets some destinations through to
+    // the later one (conservatively: any exception does).
+    if !a.except.is_empty() {
+        return false;
+    }
     if a.any {
         return true;
     }

@@ -54,6 +54,7 @@ fn decide(p: &Policy, src: &str, app_id: Option<&str>, g: &GeoInfo) -> Decision 
         dst: ip("203.0.113.10"),
         app: a.as_ref(),
         geo: g,
+        host: None,
     })
 }
 
@@ -504,6 +505,7 @@ fn explain_names_the_deciding_rule_and_the_misses() {
         dst: ip("203.0.113.9"),
         app: Some(&zoom),
         geo: &g,
+        host: None,
     };
     let ex = p.explain(&q);
     assert_eq!(ex.decision, p.decide(&q));
@@ -553,6 +555,7 @@ fn explain_names_the_deciding_rule_and_the_misses() {
         dst: ip("10.0.0.1"),
         app: None,
         geo: &private,
+        host: None,
     };
     let ex = p.explain(&q);
     assert!(ex
@@ -569,6 +572,7 @@ fn explain_names_the_deciding_rule_and_the_misses() {
         dst: ip("203.0.113.9"),
         app: None,
         geo: &fr,
+        host: None,
     };
     assert!(p
         .explain(&q)
@@ -600,4 +604,73 @@ fn policy_knows_every_app_the_classifier_ships() {
         );
         assert!(p.apps().any(|(a, _)| *a == d.id), "{}", d.id);
     }
+}
+
+#[test]
+fn except_hands_the_destination_to_the_next_rule() {
+    let p = geofence_policy::load_str(
+        "t.toml",
+        r#"[geoip]
+databases = ["x.mmdb"]
+[jurisdictions]
+prc = ["CN"]
+
+[[rule]]
+name = "no-conf-prc"
+apps = ["conferencing"]
+to = ["prc"]
+except = ["203.0.113.10", "198.51.100.0/28", "meet.partner.example"]
+action = "block"
+
+[[rule]]
+name = "watch-prc"
+to = ["prc"]
+action = "alert"
+"#,
+    )
+    .and_then(|c| Policy::from_config(&c))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cn = geo(Some("CN"), None);
+    let zoom = app("zoom");
+    let q = |dst: &str, host: Option<&'static str>| Query {
+        src: ip("192.0.2.5"),
+        dst: ip(dst),
+        app: Some(&zoom),
+        geo: &cn,
+        host,
+    };
+    let rule = |d: Decision| d.rule.map(|r| r.name);
+    // The excepted address and its neighbour.
+    assert_eq!(
+        rule(p.decide(&q("203.0.113.10", None))).as_deref(),
+        Some("watch-prc")
+    );
+    assert_eq!(
+        rule(p.decide(&q("203.0.113.11", None))).as_deref(),
+        Some("no-conf-prc")
+    );
+    assert_eq!(
+        rule(p.decide(&q("198.51.100.15", None))).as_deref(),
+        Some("watch-prc")
+    );
+    assert_eq!(
+        rule(p.decide(&q("198.51.100.16", None))).as_deref(),
+        Some("no-conf-prc")
+    );
+    // Host names with their subdomains, at a label boundary only.
+    let by_host = |h| rule(p.decide(&q("203.0.113.50", Some(h))));
+    assert_eq!(
+        by_host("eu.meet.partner.example").as_deref(),
+        Some("watch-prc")
+    );
+    assert_eq!(
+        by_host("xmeet.partner.example").as_deref(),
+        Some("no-conf-prc")
+    );
+    // explain says why.
+    let ex = p.explain(&q("203.0.113.10", None));
+    assert!(
+        ex.to_string().contains("excepted by `203.0.113.10`"),
+        "{ex}"
+    );
 }

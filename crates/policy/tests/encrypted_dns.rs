@@ -94,6 +94,7 @@ fn the_example_policy_blocks_encrypted_dns_only() {
                 dst: ip("1.1.1.1"),
                 app: id.as_ref(),
                 geo: &geo,
+                host: None,
             })
             .action
     };
@@ -105,6 +106,7 @@ fn the_example_policy_blocks_encrypted_dns_only() {
         dst: ip("1.1.1.1"),
         app: Some(&AppId::new("zoom").expect("id")),
         geo: &geo,
+        host: None,
     });
     assert_eq!(group.action, Action::Allow);
 }

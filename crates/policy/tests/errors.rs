@@ -450,6 +450,39 @@ fn bad_domains() {
 }
 
 #[test]
+fn except_checks() {
+    // Lines 8, 9: RULE_HEAD; 10: to; 11: except.
+    let rule = |except: &str, apps: &str| {
+        err(&format!(
+            "{RULE_HEAD}to = [\"prc\"]\nexcept = {except}\naction = \"block\"\n{apps}"
+        ))
+    };
+    check(
+        &rule("[\"prc\"]", "apps = [\"zoom\"]\n"),
+        11,
+        11,
+        "not an address, a CIDR or a host name",
+    );
+    check(&rule("[\"203.0.113.1/24\"]", ""), 11, 11, "host bits set");
+    check(
+        &rule(
+            "[\"a.example\", \"b.example\", \"a.example\"]",
+            "apps = [\"zoom\"]\n",
+        ),
+        11,
+        37,
+        "listed twice",
+    );
+    check(
+        &rule("[\"zoom.us\"]", ""),
+        11,
+        11,
+        "block rule without `apps`",
+    );
+    check(&rule("[]", ""), 11, 10, "`except` is empty");
+}
+
+#[test]
 fn alerts_checks() {
     check(
         &err("[alerts]\nhost = \"gw 1\"\n"),
@@ -696,6 +729,7 @@ fn errors_without_source_name_the_toml_path() {
         by: geofence_policy::By::Location,
         action: geofence_policy::Action::Block,
         verdict: None,
+        except: None,
     });
     let e = geofence_policy::Policy::from_config(&cfg).expect_err("unknown jurisdiction");
     assert_eq!((e.line, e.col), (0, 0));

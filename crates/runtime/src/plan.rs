@@ -160,7 +160,10 @@ impl StaticLayer {
         };
         let mut shadows: Vec<Option<&[AppId]>> = Vec::new();
         for (r, ar) in policy.rules().iter().zip(&self.app_ranges) {
-            let hit = ar.as_ref().is_none_or(|ar| ar.contains(dst)) && in_dest(r);
+            // Address exceptions are cut out of the rule's sets (below).
+            let hit = ar.as_ref().is_none_or(|ar| ar.contains(dst))
+                && in_dest(r)
+                && !r.except.dst.contains(dst);
             if r.action != Action::Block {
                 if hit {
                     match &r.from {
@@ -205,7 +208,8 @@ pub fn ruleset_spec(
             let taken = match app_ranges(r, sigs) {
                 Some(ar) => dest.intersect(&ar),
                 None => dest,
-            };
+            }
+            .difference(&r.except.dst);
             match &r.from {
                 // For every client: later block rules never see these
                 // destinations (for the apps this rule covers).
@@ -226,10 +230,12 @@ pub fn ruleset_spec(
             }
             continue;
         }
+        // `except` addresses and CIDRs never enter the rule's sets.
         let mut static_dst = match app_ranges(r, sigs) {
             Some(ar) => dest.intersect(&ar),
             None => dest,
-        };
+        }
+        .difference(&r.except.dst);
         for (apps, taken) in &shadow {
             if overlaps(apps.as_deref(), r.apps.as_deref()) {
                 static_dst = static_dst.difference(taken);

@@ -41,14 +41,17 @@ apps = ["rangeapp"]
 to = ["prc"]
 action = "block"
 
+# Except one RU address from the alert rule: the block rule below takes it.
 [[rule]]
 name = "watch-ru"
 to = ["hostile"]
+except = ["198.51.100.7"]
 action = "alert"
 
 [[rule]]
 name = "nothing-to-ru-or-unknown"
 to = ["hostile", "unknown"]
+except = ["8.8.8.5", "8.8.8.64/28", "2001:db8:e::5"]
 action = "block"
 "#;
 
@@ -130,6 +133,38 @@ fn point_query_agrees_with_the_enumerated_sets() {
         }
     }
     assert!(checked > 2000, "{checked}");
+}
+
+#[test]
+fn address_exceptions_are_cut_out_of_the_kernel_sets() {
+    let (config, policy, sigs, geo) = setup();
+    let spec = ruleset_spec(&config, &policy, &geo, &sigs);
+    let layer = StaticLayer::new(&policy, &sigs);
+    let src = ip("192.0.2.10");
+    for (dst, want) in [
+        ("8.8.8.5", None),
+        ("8.8.8.4", Some(3)),
+        ("8.8.8.6", Some(3)),
+        ("8.8.8.64", None),
+        ("8.8.8.79", None),
+        ("8.8.8.80", Some(3)),
+        ("198.51.100.7", Some(3)),
+        ("198.51.100.8", None),
+        ("2001:db8:e::5", None),
+        ("2001:db8:e::6", Some(3)),
+    ] {
+        let s = if dst.contains(':') {
+            ip("2001:db8:1::1")
+        } else {
+            src
+        };
+        assert_eq!(kernel(&spec, s, ip(dst)), want, "kernel, {dst}");
+        assert_eq!(
+            layer.blocking_rule(&policy, &geo, s, ip(dst)),
+            want,
+            "replay, {dst}"
+        );
+    }
 }
 
 #[test]
