@@ -627,3 +627,60 @@ fn forged_dns_answers_block_nothing_real_resolutions_still_block() {
     drop(daemon);
     let _ = std::fs::remove_dir_all(&env.dir);
 }
+
+/// A false positive undone in the policy: `except = ["203.0.113.13"]` on
+/// the block rule lets Zoom reach that server while its CN neighbours stay
+/// blocked, in the kernel (no dynamic block is ever added for it) and in
+/// the daemon's decisions.
+#[test]
+fn an_address_exception_passes_while_its_neighbours_are_blocked() {
+    let Some(env) = setup() else { return };
+    let srv = env.t.srv.clone();
+    let cli = env.t.client.clone();
+    env.t
+        .ok(&srv, &["ip", "addr", "add", "203.0.113.13/24", "dev", "s0"])
+        .expect("addr");
+    let text = config_text(&env.dir, false, false).replacen(
+        "to = [\"prc\"]\naction = \"block\"",
+        "to = [\"prc\"]\nexcept = [\"203.0.113.13\"]\naction = \"block\"",
+        1,
+    );
+    assert!(text.contains("except"), "the rule carries the exception");
+    std::fs::write(&env.config, text).expect("config");
+    let _servers: Vec<Reaped> = ["203.0.113.11:443", "203.0.113.13:443"]
+        .iter()
+        .map(|a| env.spawn(&srv, &["tcp-server", a, "60"]))
+        .collect();
+    let daemon = env.daemon();
+    env.wait_alert("geofenced started", 1);
+    for _ in 0..2 {
+        let (code, out) = env.probe(&cli, &["tls-client", "203.0.113.13:443", "zoom.us", "3"]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "ok 3"),
+            "the excepted CN address passes (twice: nothing was learnt)\n{}",
+            env.alerts()
+        );
+    }
+    let (code, out) = env.probe(&cli, &["tls-client", "203.0.113.11:443", "zoom.us", "3"]);
+    assert_eq!(code, 3, "its CN neighbour is cut: {out}");
+    let table = env
+        .t
+        .stdout(&env.t.gw, &["nft", "list", "table", "inet", "geofence"])
+        .unwrap_or_default();
+    assert!(
+        !table.contains("203.0.113.13"),
+        "never in a kernel set:\n{table}"
+    );
+    assert!(table.contains("203.0.113.11"), "the neighbour is:\n{table}");
+    drop(daemon);
+    let _ = env.t.ok(
+        &env.t.gw,
+        &[
+            &workspace_bin("geofencectl").to_string_lossy(),
+            "flush",
+            "--yes",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&env.dir);
+}
