@@ -782,3 +782,36 @@ fn k_ruleset_generation_moves_with_every_commit_and_only_then() {
     assert!(g3 > g2, "another tool's commit: {g2} -> {g3}");
     assert_eq!(gen(&env), g3);
 }
+
+/// A full dynamic set (its `size` bound, ENFILE) refuses its new elements
+/// at once, named as full, while elements of other sets in the same batch
+/// are added.
+#[test]
+fn j_full_dynamic_set_refuses_its_elements_and_not_the_others() {
+    let _g = lock();
+    let Some(env) = setup("j") else { return };
+    let spec = env.spec(
+        "dyn.json",
+        &spec_json(true, &rule_json("reject", &[], true)),
+    );
+    let (code, out) = env.gw(&["apply", &spec]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = env.gw(&["fill-dyn", "0"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "filled 65536 failed 0", "{out}");
+    let extra_v4 = "0,192.0.2.1,192.0.2.2,60000".to_string();
+    let v6 = format!("0,{CLIENT_V6},{},60000", SRV_V6[0]);
+    let (code, out) = env.gw(&["add-dyn-each", &extra_v4, &v6]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("failed 0 set r0_dyn_v4 is full"),
+        "the full set is named: {out}"
+    );
+    assert!(out.contains("applied 1"), "{out}");
+    let (_, list) = env.gw(&["list-dyn"]);
+    assert!(
+        list.contains(&format!("r0 {CLIENT_V6} {}", SRV_V6[0])),
+        "the other set's element is in"
+    );
+    assert!(!list.contains("192.0.2.1 192.0.2.2"), "not added");
+}

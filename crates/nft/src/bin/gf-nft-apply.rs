@@ -12,6 +12,8 @@
 //!                                               does not keep the others out; prints
 //!                                               `failed I REASON` per refused element
 //! gf-nft-apply del-dyn-each RULE,SRC|-,DST...   remove many, same tolerance
+//! gf-nft-apply fill-dyn RULE                    add the 65,536 pairs 198.51.100.0/24 x
+//!                                               203.0.113.0/24 to rule RULE's pair set
 //! gf-nft-apply list-dyn                         print dynamic elements
 //! gf-nft-apply generation                       print the kernel's ruleset generation
 //! gf-nft-apply counters                         print per-rule counters
@@ -197,6 +199,28 @@ fn run(a: &[String]) -> Result<i32, String> {
             }])
             .map_err(e)?;
             println!("added");
+            Ok(0)
+        }
+        "fill-dyn" => {
+            let rule: usize = arg(a, 2)?.parse().map_err(|_| "RULE")?;
+            let mut elems = Vec::with_capacity(65_536);
+            for s in 0..=255u8 {
+                for d in 0..=255u8 {
+                    elems.push(DynElement {
+                        rule_index: rule,
+                        src: Some(std::net::IpAddr::from([198, 51, 100, s])),
+                        dst: std::net::IpAddr::from([203, 0, 113, d]),
+                        timeout: Duration::from_secs(120),
+                    });
+                }
+            }
+            let mut nft = Nft::new().map_err(e)?;
+            let failed = nft.add_dynamic_each(&elems);
+            println!(
+                "filled {} failed {}",
+                elems.len() - failed.len(),
+                failed.len()
+            );
             Ok(0)
         }
         "add-dyn-each" | "del-dyn-each" => {
