@@ -2,7 +2,8 @@
 # Geofence installer for a fresh Debian 12 (bookworm) machine. Run as root
 # from a checkout of the repository:
 #
-#   sudo systemd/install.sh [--no-start] [--skip-build] [--no-geoip]
+#   systemd/install.sh [--no-start] [--skip-build] [--no-geoip]      (as root;
+#   from a user account: sudo systemd/install.sh ...)
 #                           [--fix-nftables-conf] [--help]
 #
 # DESTDIR=/some/dir stages every file under that directory instead (for
@@ -59,7 +60,7 @@ if [ -n "$DESTDIR" ]; then
     DESTDIR=$(mkdir -p "$DESTDIR" && cd "$DESTDIR" && pwd)
     START=0
 else
-    [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
+    [ "$(id -u)" -eq 0 ] || die "run as root: in a root shell \`$0\`, from a user account \`sudo $0\` (or \`su -c $0\`)"
 fi
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ ! -f "$REPO/Cargo.toml" ] || [ ! -d "$REPO/crates/geofenced" ]; then
@@ -137,7 +138,7 @@ install.sh: error: cargo (Rust) was not found.
   rustc 1.63 is too old). As the user who builds, run:
       curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
       . "$HOME/.cargo/env"
-  then run this script again (with sudo). Or build elsewhere, copy target/
+  then run this script again as root. Or build elsewhere, copy target/
   here and use --skip-build.
 MSG
         exit 1
@@ -222,6 +223,9 @@ if [ -s "$MAXMIND_DB" ]; then
     say "found $MAXMIND_DB (MaxMind); point [geoip] databases in $ETC_DIR/geofence.toml at it if not done yet"
 elif [ -s "$FREE_DB" ]; then
     say "GeoIP database present: $FREE_DB (refreshed weekly by geofence-geoip-update.timer)"
+    if [ -x "$BIN_DIR/geofencectl" ]; then
+        say "  $("$BIN_DIR/geofencectl" check-db "$FREE_DB" 2>&1 | head -1)"
+    fi
 elif [ "$GEOIP" = 1 ]; then
     say "no GeoIP database found; fetching the free ip-location-db country database"
     say "  (npm package @ip-location-db/geo-whois-asn-country-mmdb: CC0-1.0; data CC BY 4.0, attribution NRO, nro.net)"
@@ -230,6 +234,12 @@ elif [ "$GEOIP" = 1 ]; then
     fi
     GEOFENCECTL="$BIN_DIR/geofencectl" "$LIB_DIR/geoip-update" --free-only --no-reload --dest "$STATE_DIR/geoip" \
         || warn "GeoIP download failed; run $LIB_DIR/geoip-update later. geofenced will not start without a database."
+    # Say how old the newest free release is, so a later "older than
+    # max_age_days" warning is no surprise.
+    if [ -s "$FREE_DB" ] && [ -x "$BIN_DIR/geofencectl" ]; then
+        say "  $("$BIN_DIR/geofencectl" check-db "$FREE_DB" 2>&1 | head -1)"
+        say "  (the daemon warns when it is older than [geoip] max_age_days in $ETC_DIR/geofence.toml, default 180)"
+    fi
 else
     warn "no GeoIP database and --no-geoip given: geofenced needs $FREE_DB or $MAXMIND_DB"
 fi

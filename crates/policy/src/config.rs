@@ -186,8 +186,11 @@ pub struct GeoipConfig {
     pub max_age_days: u32,
 }
 
+/// Half a year: the free database's newest release is often months old
+/// (167 days when checked), so a tighter default would warn at every start
+/// of a fresh install. MaxMind databases, rebuilt twice a week, can use 30.
 fn default_max_age() -> u32 {
-    45
+    180
 }
 
 impl Default for GeoipConfig {

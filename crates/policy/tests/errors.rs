@@ -505,6 +505,10 @@ fn alerts_checks() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ok.alerts.host.as_deref(), Some("gw-berlin-1.example"));
     assert_eq!(ok.alerts.community_id_seed, 7);
+    assert_eq!(
+        ok.geoip.max_age_days, 180,
+        "the default fits the free database's release cadence"
+    );
 }
 
 #[test]
