@@ -28,6 +28,7 @@ pub const BUILTIN_APPS: &[&str] = &[
     "line",
     "viber",
     "agora",
+    "meta-calls",
 ];
 
 /// The group name that stands for every app whose category is `conferencing`.

@@ -96,6 +96,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         include_str!("../../../config/apps.d/meet.toml"),
     ),
     (
+        "meta-calls.toml",
+        include_str!("../../../config/apps.d/meta-calls.toml"),
+    ),
+    (
         "ringcentral.toml",
         include_str!("../../../config/apps.d/ringcentral.toml"),
     ),

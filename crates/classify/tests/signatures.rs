@@ -324,6 +324,15 @@ fn builtin_stun_and_port_hints() {
         Some("meet")
     );
     assert_eq!(id_of(&db, db.stun_realm("example.org")), None);
+    assert_eq!(
+        id_of(&db, db.stun_realm("turner.facebook")).as_deref(),
+        Some("meta-calls")
+    );
+    assert_eq!(
+        id_of(&db, db.stun_realm("viber.com")).as_deref(),
+        Some("viber")
+    );
+    assert_eq!(id_of(&db, db.stun_realm("fb.example")), None);
     // 3478 is everybody's; 443 is everything's.
     assert_eq!(db.match_port(Transport::Udp, 3478), None);
     assert_eq!(db.match_port(Transport::Tcp, 443), None);

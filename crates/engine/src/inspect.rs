@@ -494,18 +494,21 @@ fn stun_step(
     side: &mut Side,
 ) -> Option<Step> {
     let sigs = &*sigs.db;
-    let found = sigs
-        .stun_message_type(m.msg_type)
-        .map(|a| (a, format!("stun message type {:#06x}", m.msg_type)))
+    // The REALM names the operator of the relay, so it is checked first:
+    // Messenger/Instagram calls share WhatsApp's vendor message types and
+    // attributes, and only their "facebook" realm tells them apart.
+    let found = m
+        .realm()
+        .and_then(|r| sigs.stun_realm(r).map(|a| (a, format!("stun realm {r}"))))
+        .or_else(|| {
+            sigs.stun_message_type(m.msg_type)
+                .map(|a| (a, format!("stun message type {:#06x}", m.msg_type)))
+        })
         .or_else(|| {
             m.attributes().find_map(|(t, _)| {
                 sigs.stun_attribute(t)
                     .map(|a| (a, format!("stun attribute {t:#06x}")))
             })
-        })
-        .or_else(|| {
-            m.realm()
-                .and_then(|r| sigs.stun_realm(r).map(|a| (a, format!("stun realm {r}"))))
         })
         .or_else(|| {
             m.software().and_then(|s| {
