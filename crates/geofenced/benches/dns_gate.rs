@@ -247,14 +247,14 @@ fn spawn_helper(
 struct Setup {
     t: Topology,
     dir: PathBuf,
-    _daemon: Killed,
-    _auth: Killed,
-    _sink: Killed,
+    /// Daemon, resolver and sink: stopped before the directory goes.
+    procs: Vec<Killed>,
     blocked_accepts: Arc<AtomicU64>,
 }
 
 impl Drop for Setup {
     fn drop(&mut self) {
+        self.procs.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -384,9 +384,7 @@ fn setup(gate: bool) -> Result<Setup, String> {
     Ok(Setup {
         t,
         dir,
-        _daemon: daemon,
-        _auth: auth,
-        _sink: sink,
+        procs: vec![daemon, auth, sink],
         blocked_accepts,
     })
 }

@@ -12,7 +12,7 @@ use geofence_alert::AlertSender;
 use geofence_classify::dns;
 use geofence_classify::sigdb::SignatureDb;
 use geofence_dnsgate::{GateOptions, Gatekeeper, Hold, Withheld};
-use geofence_engine::{CrossFamilyBudget, DnsCtx, EngineConfig, EngineStats};
+use geofence_engine::{CrossFamilyBudget, DnsCtx, DnsScope, EngineConfig, EngineStats, Event};
 use geofence_geo::GeoDb;
 use geofence_policy::{DnsGateConfig, Policy};
 
@@ -124,6 +124,28 @@ impl Gatekeeper for DaemonGatekeeper {
                 &mut |_, _, _, _| {},
                 &mut events,
             );
+        }
+        // A blocked address that cannot be keyed to anyone ahead of time
+        // (cross-family answer, the client's budget of server-wide blocks
+        // spent) would reach the client unblocked: withhold the answer
+        // instead (the client falls back to the other family, whose
+        // answers are keyed to it).
+        if ctx.settings.enforce {
+            let unkeyable = events.iter().find_map(|e| match e {
+                Event::Dns(d) if d.decision.is_block() => match d.scope {
+                    DnsScope::FlowOnly(r) => Some(r.describe()),
+                    _ => None,
+                },
+                _ => None,
+            });
+            if let Some(why) = unkeyable {
+                for ev in &events {
+                    if let Actions::Alert(a) = act(ev, &ctx.settings, false) {
+                        let _ = self.alerts.send(a);
+                    }
+                }
+                return withheld(format!("a blocked address cannot be blocked ahead: {why}"));
+            }
         }
         let mut waits = Vec::new();
         for ev in &events {
