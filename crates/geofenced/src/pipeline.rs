@@ -44,7 +44,7 @@ impl Pipeline {
         let mut idle_polls = 0u32;
         let mut pressure = Pressure::new();
         loop {
-            pressure.check(&self.engine, &self.alerts);
+            pressure.check(&self.engine, self.source.stats(), &self.alerts);
             self.heartbeat.store(monotonic_secs(), Ordering::Relaxed);
             match ctl.try_recv() {
                 Ok(Ctl::Swap {
@@ -167,6 +167,10 @@ struct Pressure {
     last_check: Instant,
     engine: u64,
     dropped: u64,
+    /// Capture losses (NFLOG sequence gaps + ENOBUFS reports) and
+    /// reassembly-pool decisions at the last alert.
+    lost: u64,
+    pool: u64,
 }
 
 const PRESSURE_EVERY: Duration = Duration::from_secs(60);
@@ -177,24 +181,34 @@ impl Pressure {
             last_check: Instant::now(),
             engine: 0,
             dropped: 0,
+            lost: 0,
+            pool: 0,
         }
     }
 
-    fn check(&mut self, engine: &Engine, alerts: &AlertSender) {
+    fn check(
+        &mut self,
+        engine: &Engine,
+        cap: geofence_capture::CaptureStats,
+        alerts: &AlertSender,
+    ) {
         if self.last_check.elapsed() < PRESSURE_EVERY {
             return;
         }
         self.last_check = Instant::now();
         let st = engine.stats();
         let (p, d) = (st.pressure(), crate::enforcer::dropped());
-        if p == self.engine && d == self.dropped {
+        let lost = cap.dropped + cap.overruns;
+        let r = st.reassembly;
+        let pool = r.reclaimed + r.over_share + r.refused;
+        if p == self.engine && d == self.dropped && lost == self.lost && pool == self.pool {
             return;
         }
         let mut a = Alert::new(
             EventKind::Daemon,
             "alert",
             format!(
-                "bounded state under pressure in the last minute: {} engine events (DNS queries evicted {} / refused {}, names evicted {} / refused {}, peers {}, cross-family budgets spent {}), {} blocks dropped by a full enforcement queue",
+                "bounded state under pressure in the last minute: {} engine events (DNS queries evicted {} / refused {}, names evicted {} / refused {}, peers {}, cross-family budgets spent {}), {} blocks dropped by a full enforcement queue, {} packets lost by capture (kernel drops {} / buffer overruns {}), {} handshakes decided on what they had by the reassembly memory budget (reclaimed {} / over share {} / refused {})",
                 p - self.engine,
                 st.dns_trust.queries_evicted,
                 st.dns_trust.queries_refused,
@@ -202,7 +216,14 @@ impl Pressure {
                 st.names.refused,
                 st.peers.pressure(),
                 st.dns_cross_family_refused,
-                d - self.dropped
+                d - self.dropped,
+                lost - self.lost.min(lost),
+                cap.dropped,
+                cap.overruns,
+                pool - self.pool.min(pool),
+                r.reclaimed,
+                r.over_share,
+                r.refused
             ),
         );
         a.evidence = Some(
@@ -212,6 +233,8 @@ impl Pressure {
         let _ = alerts.send(a);
         self.engine = p;
         self.dropped = d;
+        self.lost = lost;
+        self.pool = pool;
     }
 }
 
