@@ -529,6 +529,15 @@ fn reload(
     {
         tracing::warn!("capture settings changed: they take effect at the next restart");
     }
+    let (og, ng) = (&old.config.dns_gate, &new.config.dns_gate);
+    if og.enabled != ng.enabled || og.listen != ng.listen || og.upstreams != ng.upstreams {
+        // The gate's listeners and upstreams are fixed at start; with the
+        // redirect now pointing at a gate that is not running, DNS fails
+        // closed until the restart.
+        tracing::warn!(
+            "[dns_gate] enabled/listen/upstreams changed: the DNS gate's listeners follow at the next restart (restart now)"
+        );
+    }
     match apply(etx, &new) {
         Ok(summary) => {
             for c in ctls {
