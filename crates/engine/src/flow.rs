@@ -97,6 +97,10 @@ pub struct Flow {
     /// The flow started a TLS or QUIC handshake whose server name could
     /// not be read: why (evidence). Decided by `[inspection] undecidable`.
     pub undecidable: Option<&'static str>,
+    /// The far side was seen first and the flow was turned around
+    /// ([`crate::direction`]): labelled from its payload and its client
+    /// socket's history, but it teaches no cache.
+    pub remote_opened: bool,
 }
 
 impl Flow {
@@ -451,6 +455,7 @@ mod tests {
             dns: false,
             tunnel: None,
             undecidable: None,
+            remote_opened: false,
         };
         (k, f)
     }

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod budget;
+pub mod direction;
 pub mod dnstrust;
 pub mod flow;
 pub mod handover;
@@ -364,7 +365,7 @@ fn harvest_peers(peers: &mut PeerCache, client: IpAddr, app: AppRef, payload: &[
     }
 }
 
-fn is_dns_port(port: u16) -> bool {
+pub(crate) fn is_dns_port(port: u16) -> bool {
     matches!(port, 53 | 5353 | 5355)
 }
 
@@ -378,21 +379,31 @@ fn is_dns_message(payload: &[u8], to_server: bool) -> bool {
 /// DNS only when its server uses a DNS port and (over UDP) its first
 /// message is well-formed DNS in the right direction; a client socket bound
 /// to port 53 that sends anything else is an ordinary client.
-fn orient(p: &Packet<'_>) -> ((IpAddr, u16), (IpAddr, u16), bool) {
+/// The last value is true for a flow turned around because the far side
+/// was seen first ([`direction::reorient`]).
+fn orient(
+    p: &Packet<'_>,
+    sigs: &SignatureDb,
+    peers: &PeerCache,
+    ts_ns: u64,
+) -> ((IpAddr, u16), (IpAddr, u16), bool, bool) {
     let (client, server) = flow::initiator(p);
     if !is_dns_port(server.1) {
-        return (client, server, false);
+        let (c, s, remote) = direction::reorient(p, client, server, sigs, |sock| {
+            peers.socket(&sock, ts_ns).is_some()
+        });
+        return (c, s, false, remote);
     }
     if p.proto == Proto::Tcp || p.payload.is_empty() {
-        return (client, server, true);
+        return (client, server, true, false);
     }
     let to_server = (p.dst, p.dport) == server;
     if is_dns_message(p.payload, to_server) {
-        return (client, server, true);
+        return (client, server, true, false);
     }
     // Not DNS: the sender started the flow, whatever its port.
     let (src, dst) = ((p.src, p.sport), (p.dst, p.dport));
-    (src, dst, false)
+    (src, dst, false, false)
 }
 
 impl Engine {
@@ -708,6 +719,7 @@ impl Engine {
                 if l.method == Method::Stun
                     && f.proto == Proto::Udp
                     && f.tunnel.is_none()
+                    && !f.remote_opened
                     && f.packets <= STUN_FOLLOWUP
                 {
                     harvest_peers(peers, f.client.0, l.app, p.payload, ts_ns);
@@ -740,7 +752,11 @@ impl Engine {
         }
         f.inspect = None;
         if let Some(l) = decided {
-            if l.method == Method::Stun && f.proto == Proto::Udp && f.tunnel.is_none() {
+            if l.method == Method::Stun
+                && f.proto == Proto::Udp
+                && f.tunnel.is_none()
+                && !f.remote_opened
+            {
                 let c = f.client.0;
                 peers.insert_server(c, f.server.0, l.app, ts_ns);
                 for peer in side.peers {
@@ -866,7 +882,7 @@ impl Engine {
     }
 
     fn new_flow(&mut self, ts_ns: u64, p: &Packet<'_>) -> Flow {
-        let (client, server, dns) = orient(p);
+        let (client, server, dns, remote_opened) = orient(p, &self.sigs.db, &self.peers, ts_ns);
         // orient the outer addresses like the flow
         let tunnel = p.tunnel.map(|t| {
             if client == (p.src, p.sport) {
@@ -897,6 +913,7 @@ impl Engine {
             dns,
             tunnel,
             undecidable: None,
+            remote_opened,
         };
         if dns {
             return f;
@@ -1046,6 +1063,7 @@ fn socket_evidence(f: &Flow, l: &Label) -> bool {
     f.proto == Proto::Udp
         && f.client.1 >= 1024
         && f.tunnel.is_none()
+        && !f.remote_opened
         && !matches!(l.method, Method::Port | Method::Asn)
 }
 
