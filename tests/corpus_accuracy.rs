@@ -16,11 +16,11 @@ const MIN_RECALL: f64 = 0.97;
 #[test]
 fn corpus_recall_and_no_new_false_positive() {
     let Some(shared) = shared_dir() else {
-        println!("skipping: ../shared (the labelled corpus) is not beside the checkout");
+        geofence_testkit::skip("../shared (the labelled corpus) is not beside the checkout");
         return;
     };
     if Command::new("python3").arg("--version").output().is_err() {
-        println!("skipping: python3 (needed by the corpus scorer) is not installed");
+        geofence_testkit::skip("python3 (needed by the corpus scorer) is not installed");
         return;
     }
     let mut pcaps: Vec<_> = std::fs::read_dir(shared.join("corpus/pcap"))

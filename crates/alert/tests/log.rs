@@ -239,7 +239,7 @@ fn dev_full_never_fails_and_bounds_memory() {
     let mut log = match AlertLog::open_with(Path::new("/dev/full"), opts) {
         Ok(l) => l,
         Err(e) => {
-            println!("skipping: cannot open /dev/full: {e}");
+            geofence_testkit::skip(format_args!("cannot open /dev/full: {e}"));
             return;
         }
     };
@@ -269,10 +269,10 @@ impl Tmpfs {
             .output()
             .ok()?;
         if !out.status.success() {
-            println!(
-                "skipping full-disk test: mount tmpfs failed: {}",
+            geofence_testkit::skip(format_args!(
+                "full-disk test: mount tmpfs failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
+            ));
             return None;
         }
         Some(Tmpfs { dir })

@@ -17,7 +17,7 @@ fn rotation_under_load_loses_nothing() {
     );
     let shipped = fs::read_to_string(snippet).expect("shipped logrotate snippet");
     if Command::new("logrotate").arg("--version").output().is_err() {
-        println!("skipping: logrotate is not installed");
+        geofence_testkit::skip("logrotate is not installed");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -82,7 +82,7 @@ fn corpus_file_through_the_trait() {
         "/../../../shared/corpus/pcap/stun_zoom.pcapng"
     );
     if !std::path::Path::new(path).exists() {
-        println!("skipping: corpus not found at {path}");
+        geofence_testkit::skip(format_args!("corpus not found at {path}"));
         return;
     }
     let mut src = PcapFileSource::open(path).expect("open");

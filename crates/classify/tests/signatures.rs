@@ -809,7 +809,10 @@ fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
 fn corpus_server_addresses() {
     let path = shared_dir().join("corpus/labels.csv");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("skipping: {} not found (shared/ is absent)", path.display());
+        geofence_testkit::skip(format_args!(
+            "{} not found (shared/ is absent)",
+            path.display()
+        ));
         return;
     };
     let db = builtin();
@@ -892,7 +895,10 @@ fn corpus_server_addresses() {
 fn corpus_server_names() {
     let path = shared_dir().join("corpus/labels.csv");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("skipping: {} not found (shared/ is absent)", path.display());
+        geofence_testkit::skip(format_args!(
+            "{} not found (shared/ is absent)",
+            path.display()
+        ));
         return;
     };
     let db = builtin();

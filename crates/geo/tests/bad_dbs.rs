@@ -11,7 +11,7 @@ fn shared_geo() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        println!("skipping: {} is absent", p.display());
+        geofence_testkit::skip(format_args!("{} is absent", p.display()));
         None
     }
 }

@@ -14,7 +14,7 @@ fn shared() -> Option<PathBuf> {
     if p.is_dir() {
         Some(p)
     } else {
-        println!("skipping: {} is absent", p.display());
+        geofence_testkit::skip(format_args!("{} is absent", p.display()));
         None
     }
 }

@@ -11,7 +11,7 @@ fn db() -> Option<GeoDb> {
         "/../../../shared/geo/geo-whois-asn-country.mmdb"
     ));
     if !p.is_file() {
-        println!("skipping: {} is absent", p.display());
+        geofence_testkit::skip(format_args!("{} is absent", p.display()));
         return None;
     }
     Some(GeoDb::open(&[p]).expect("open geo-whois"))

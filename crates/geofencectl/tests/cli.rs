@@ -324,7 +324,7 @@ fn explain_answers_for_ipv4_and_ipv6() {
 fn explain_against_the_real_database() {
     let shared = repo().join("../shared/geo/geo-whois-asn-country.mmdb");
     if !shared.exists() {
-        println!("skipping: ../shared/geo/geo-whois-asn-country.mmdb not present");
+        geofence_testkit::skip("../shared/geo/geo-whois-asn-country.mmdb not present");
         return;
     }
     let cfg = repo().join("config/geofence.toml");

@@ -32,7 +32,7 @@ fn setup(tag: &str) -> Option<Env> {
         .map(|s| !s.success())
         .unwrap_or(true)
     {
-        println!("skipping: bash not available");
+        geofence_testkit::skip("bash not available");
         return None;
     }
     let t = Topology::new("gfn").expect("topology");
@@ -522,7 +522,7 @@ fn g_display_script_loads_with_nft_and_matches() {
         .output()
         .is_err()
     {
-        println!("skipping: nft binary not installed");
+        geofence_testkit::skip("nft binary not installed");
         return;
     }
     let spec = env.spec(

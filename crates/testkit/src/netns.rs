@@ -50,7 +50,7 @@ pub fn require_root() -> bool {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     if uid.as_deref() != Some("0") {
-        println!("skipping: needs root (network namespaces)");
+        crate::skip("needs root (network namespaces)");
         return false;
     }
     if Command::new("ip")
@@ -59,7 +59,7 @@ pub fn require_root() -> bool {
         .map(|o| !o.status.success())
         .unwrap_or(true)
     {
-        println!("skipping: the `ip` tool (iproute2) is not installed");
+        crate::skip("the `ip` tool (iproute2) is not installed");
         return false;
     }
     if Command::new("nft")
@@ -68,7 +68,7 @@ pub fn require_root() -> bool {
         .map(|o| !o.status.success())
         .unwrap_or(true)
     {
-        println!("skipping: the `nft` tool (nftables) is not installed");
+        crate::skip("the `nft` tool (nftables) is not installed");
         return false;
     }
     true

@@ -27,11 +27,11 @@ pub fn tool_works(cmd: &str, args: &[&str]) -> bool {
 /// True (after printing why) when the test cannot run here.
 pub fn must_skip() -> bool {
     if !is_root() {
-        println!("skipping: needs root (network namespaces, nftables, packet sockets)");
+        geofence_testkit::skip("needs root (network namespaces, nftables, packet sockets)");
         return true;
     }
     if !tool_works("ip", &["netns", "list"]) || !tool_works("nft", &["--version"]) {
-        println!("skipping: `ip netns` or `nft` unavailable");
+        geofence_testkit::skip("`ip netns` or `nft` unavailable");
         return true;
     }
     false

@@ -13,7 +13,7 @@ pub fn corpus_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        println!("skipping: corpus not found at {}", dir.display());
+        geofence_testkit::skip(format_args!("corpus not found at {}", dir.display()));
         None
     }
 }
