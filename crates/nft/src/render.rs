@@ -303,10 +303,17 @@ pub fn render(spec: &RulesetSpec) -> Ruleset {
                 // (dnsmasq, unbound, systemd-resolved) leave through
                 // `output`, and the queries they answer arrive through
                 // `input`, where no first-packets rule logs them.
+                //
+                // With the DNS gate's redirect every client's DNS goes to the
+                // gate, which decides each answer before releasing it: the
+                // gateway's own DNS chains would only log the gate's answers
+                // for a second, passive decision, so they are left out.
                 Hook::Forward => {
                     main_rules.extend(answers.iter().cloned());
-                    local_rules = answers;
-                    input_rules = dns_queries(n, rate, log_stmt, false);
+                    if spec.dns_redirect.is_none() {
+                        local_rules = answers;
+                        input_rules = dns_queries(n, rate, log_stmt, false);
+                    }
                 }
                 // Host mode: answers to the host's own queries arrive
                 // through `input` (they never pass `output`).
