@@ -684,3 +684,100 @@ fn an_address_exception_passes_while_its_neighbours_are_blocked() {
     );
     let _ = std::fs::remove_dir_all(&env.dir);
 }
+
+/// `geofencectl unblock ADDRESS --client C` undoes a detected block: Zoom
+/// media from the client to a CN server gets the pair blocked (plain UDP to
+/// another port stops too); after the unblock the same client's plain UDP
+/// (nothing that detects again) passes, the element is gone from the
+/// kernel, and an alert records who asked.
+#[test]
+fn unblock_lets_a_detected_client_through_again_and_is_alerted() {
+    let Some(env) = setup() else { return };
+    let srv = env.t.srv.clone();
+    let cli = env.t.client.clone();
+    let d = env.dir.display().to_string();
+    let sock = format!("{d}/control.sock");
+    let text = config_text(&env.dir, false, false).replacen(
+        "dynamic_timeout_secs = 600\n",
+        &format!("dynamic_timeout_secs = 600\ncontrol_socket = \"{sock}\"\n"),
+        1,
+    );
+    std::fs::write(&env.config, text).expect("config");
+    let daemon = env.daemon();
+    env.wait_alert("geofenced started", 1);
+    let plain_udp = |secs: &str| {
+        let server = env.spawn(&srv, &["udp-server", "203.0.113.12:9000", secs]);
+        let (_, sent) = env.probe(&cli, &["udp-send", "203.0.113.12:9000", "5", "20", "plain"]);
+        assert_eq!(sent, "sent 5");
+        let got = server.output();
+        got.trim()
+            .trim_start_matches("received ")
+            .parse::<u64>()
+            .unwrap_or(u64::MAX)
+    };
+    // Detected: Zoom media; the client's pair with the server is blocked.
+    let media = env.spawn(&srv, &["udp-server", "203.0.113.12:8801", "2"]);
+    let (_, sent) = env.probe(&cli, &["udp-send", "203.0.113.12:8801", "20", "20", "zoom"]);
+    assert_eq!(sent, "sent 20");
+    drop(media);
+    env.wait_alert("no-conferencing-to-prc", 1);
+    assert_eq!(plain_udp("1"), 0, "blocked pair\n{}", env.alerts());
+    let ctl = workspace_bin("geofencectl").to_string_lossy().to_string();
+    let cfg = env.config.to_string_lossy().to_string();
+    let o = env
+        .t
+        .exec(
+            &env.t.gw,
+            &[
+                &ctl,
+                "unblock",
+                "203.0.113.12",
+                "--client",
+                "198.51.100.2",
+                "--config",
+                &cfg,
+            ],
+        )
+        .expect("geofencectl runs");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("removed ") && !out.contains("removed 0 "),
+        "{out}"
+    );
+    assert_eq!(plain_udp("1"), 5, "unblocked\n{}", env.alerts());
+    let table = env
+        .t
+        .stdout(&env.t.gw, &["nft", "list", "table", "inet", "geofence"])
+        .unwrap_or_default();
+    assert!(
+        !table.contains("203.0.113.12"),
+        "out of the kernel:\n{table}"
+    );
+    env.wait_alert("unblocked by geofencectl", 1);
+    let line = env
+        .alerts()
+        .lines()
+        .find(|l| l.contains("unblocked by geofencectl"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.contains("\"event_type\":\"daemon\""), "{line}");
+    assert!(line.contains("uid 0"), "who asked: {line}");
+    assert!(line.contains("\"dest_ip\":\"203.0.113.12\""), "{line}");
+    // The daemon gone: unreachable is an error.
+    drop(daemon);
+    let o = env
+        .t
+        .exec(
+            &env.t.gw,
+            &[&ctl, "unblock", "203.0.113.12", "--config", &cfg],
+        )
+        .expect("geofencectl runs");
+    assert!(!o.status.success(), "no daemon, no success");
+    let _ = env.t.ok(&env.t.gw, &[&ctl, "flush", "--yes"]);
+    let _ = std::fs::remove_dir_all(&env.dir);
+}

@@ -1,4 +1,4 @@
-//! `geofencectl reload` (talks to the running daemon over its control
+//! `geofencectl reload` and `geofencectl unblock` (talk to the running daemon over its control
 //! socket) and `geofencectl check-db` (the daemon's database check, for
 //! scripts such as the GeoIP updater).
 
@@ -26,6 +26,30 @@ pub struct ReloadArgs {
     timeout_secs: u64,
 }
 
+#[derive(clap::Args)]
+pub struct UnblockArgs {
+    /// Destination address whose dynamic blocks are removed.
+    address: std::net::IpAddr,
+    /// Only this client's blocks to ADDRESS (without it: the server-wide
+    /// blocks and every client's).
+    #[arg(long)]
+    client: Option<std::net::IpAddr>,
+    /// Policy file; its `[daemon] control_socket` names the socket.
+    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// The daemon's control socket (overrides the policy file's).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
+/// The control request line for an unblock.
+pub fn unblock_line(address: std::net::IpAddr, client: Option<std::net::IpAddr>) -> String {
+    match client {
+        Some(c) => format!("unblock {address} {c}\n"),
+        None => format!("unblock {address}\n"),
+    }
+}
+
 /// What the daemon answered.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -49,6 +73,11 @@ pub fn parse_answer(text: &str) -> Result<Answer, String> {
 
 /// Sends `reload` and waits for the answer.
 pub fn request_reload(socket: &Path, timeout: Duration) -> Result<Answer, String> {
+    request(socket, "reload\n", timeout)
+}
+
+/// Sends one request line and waits for the one-line answer.
+pub fn request(socket: &Path, line: &str, timeout: Duration) -> Result<Answer, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach geofenced on {}: {e} (is it running? root is needed)",
@@ -57,7 +86,7 @@ pub fn request_reload(socket: &Path, timeout: Duration) -> Result<Answer, String
     })?;
     s.set_read_timeout(Some(timeout))
         .and_then(|()| s.set_write_timeout(Some(Duration::from_secs(5))))
-        .and_then(|()| s.write_all(b"reload\n"))
+        .and_then(|()| s.write_all(line.as_bytes()))
         .map_err(|e| format!("{}: {e}", socket.display()))?;
     let mut text = String::new();
     // At most one short line; bound what a wrong peer can make us read.
@@ -83,20 +112,51 @@ fn socket_of_unvalidated(config: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
 }
 
-pub fn reload(a: &ReloadArgs) -> anyhow::Result<ExitCode> {
-    let socket = match &a.socket {
+/// The socket named on the command line, else by the policy file.
+fn socket_for(socket: &Option<PathBuf>, config: &Path) -> PathBuf {
+    match socket {
         Some(s) => s.clone(),
-        None => match geofence_runtime::load_config(&a.config) {
+        None => match geofence_runtime::load_config(config) {
             Ok((c, _, _)) => c.daemon.control_socket,
             // The daemon will refuse this file too, and say why; ask it
             // anyway (at the socket the file names, if it still parses as
             // TOML) so the refusal is logged, alerted and reported.
             Err(e) => {
                 eprintln!("geofencectl: warning: {e}");
-                socket_of_unvalidated(&a.config)
+                socket_of_unvalidated(config)
             }
         },
-    };
+    }
+}
+
+pub fn unblock(a: &UnblockArgs) -> anyhow::Result<ExitCode> {
+    let socket = socket_for(&a.socket, &a.config);
+    let line = unblock_line(a.address, a.client);
+    match request(&socket, &line, Duration::from_secs(60)) {
+        Ok(Answer::Ok(n)) => {
+            let whom = match a.client {
+                Some(c) => format!("for client {c}"),
+                None => "for every client".to_string(),
+            };
+            println!(
+                "removed {n} dynamic block(s) to {} {whom}; the policy blocks again on the next detection (an `except` entry makes an exception last)",
+                a.address
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Answer::Refused(e)) => {
+            eprintln!("geofencectl: unblock failed: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("geofencectl: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn reload(a: &ReloadArgs) -> anyhow::Result<ExitCode> {
+    let socket = socket_for(&a.socket, &a.config);
     match request_reload(&socket, Duration::from_secs(a.timeout_secs.max(1))) {
         Ok(Answer::Ok(m)) => {
             println!("reloaded: {m}");
@@ -168,6 +228,17 @@ mod tests {
         std::fs::write(&p, "not toml [").expect("write");
         assert_eq!(socket_of_unvalidated(&p), PathBuf::from(DEFAULT_SOCKET));
         std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn unblock_request_lines() {
+        let a: std::net::IpAddr = "203.0.113.7".parse().expect("ip");
+        let c: std::net::IpAddr = "2001:db8::10".parse().expect("ip");
+        assert_eq!(unblock_line(a, None), "unblock 203.0.113.7\n");
+        assert_eq!(
+            unblock_line(a, Some(c)),
+            "unblock 203.0.113.7 2001:db8::10\n"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! * `apps`: list the app signatures in force.
 //! * `status`, `flush`: show or remove the kernel table.
 //! * `reload`: ask the running daemon to reload and wait for the result.
+//! * `unblock ADDRESS [--client C]`: ask the running daemon to remove a
+//!   dynamic block.
 //! * `check-db`: open a geo database with the daemon's own verified loader.
 //! * `tail`: the alert log rendered for a person, optionally followed.
 //! * `generate`: man pages and shell completions from these definitions
@@ -87,6 +89,10 @@ enum Cmd {
     /// and wait for the result: exit 0 when applied, 1 with the error when
     /// refused (the running policy then stays in force).
     Reload(ctl::ReloadArgs),
+    /// Remove a dynamic block (kernel and the daemon's saved state) and
+    /// record who did it in the alert log. The policy blocks again on the
+    /// next detection; add an `except` entry for a lasting exception.
+    Unblock(ctl::UnblockArgs),
     /// What DNS does now that geofenced is down (the unit's ExecStopPost runs
     /// it, also after a crash or SIGKILL): with `[dns_gate] on_failure =
     /// "open"` the DNS redirect is removed so clients reach their resolvers
@@ -140,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Status(a) => status::run(&a),
         Cmd::Flush { yes } => flush(yes),
         Cmd::Reload(a) => ctl::reload(&a),
+        Cmd::Unblock(a) => ctl::unblock(&a),
         Cmd::CheckDb { file } => Ok(ctl::check_db(&file)),
         Cmd::DnsGateDown { config } => dns_gate_down(&config),
         Cmd::Tail(a) => tail::run(&a),

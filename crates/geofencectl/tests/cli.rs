@@ -391,6 +391,64 @@ fn reload_without_a_daemon_fails_with_the_reason() {
 }
 
 #[test]
+fn unblock_sends_its_request_and_reports_the_count_or_the_failure() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = policy(dir.path());
+    let sock = dir.path().join("control.sock");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["unblock".into(), "203.0.113.7".into()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend([
+            "--config".into(),
+            p.to_string_lossy().into(),
+            "--socket".into(),
+            sock.to_string_lossy().into(),
+        ]);
+        v
+    };
+    // No daemon: non-zero, with the reason.
+    let a = args(&["--client", "192.0.2.10"]);
+    let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot reach geofenced"), "{err}");
+    // A daemon stand-in: answers the first request with a count, the
+    // second with a refusal; records what it was asked.
+    let l = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for answer in ["ok 2\n", "error enforcement queue full\n"] {
+            let (s, _) = l.accept().expect("accept");
+            let mut line = String::new();
+            std::io::BufReader::new(&s)
+                .read_line(&mut line)
+                .expect("read");
+            seen.push(line);
+            (&s).write_all(answer.as_bytes()).expect("write");
+        }
+        seen
+    });
+    let (code, out, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed 2 dynamic block(s) to 203.0.113.7 for client 192.0.2.10"),
+        "{out}"
+    );
+    let b = args(&[]);
+    let (code, _, err) = run(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 1);
+    assert!(err.contains("enforcement queue full"), "{err}");
+    let seen = server.join().expect("server");
+    assert_eq!(
+        seen,
+        ["unblock 203.0.113.7 192.0.2.10\n", "unblock 203.0.113.7\n"]
+    );
+    // Not an address: refused by the parser.
+    let (code, _, _) = run(&["unblock", "example.com"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
 fn check_takes_the_file_as_written_in_the_docs_and_as_json() {
     let dir = tempfile::tempdir().expect("tmp");
     let p = policy(dir.path());
@@ -634,7 +692,7 @@ fn generated_man_pages_and_completions_cover_every_subcommand() {
     let (code, _, err) = run(&["generate", "man", &man.to_string_lossy()]);
     assert_eq!(code, 0, "{err}");
     for sub in [
-        "check", "explain", "status", "tail", "replay", "apps", "flush", "reload",
+        "check", "explain", "status", "tail", "replay", "apps", "flush", "reload", "unblock",
     ] {
         let page = std::fs::read_to_string(man.join(format!("geofencectl-{sub}.1")))
             .unwrap_or_else(|e| panic!("{sub}: {e}"));

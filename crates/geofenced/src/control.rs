@@ -3,6 +3,9 @@
 //! `reload\n`, and reads one line once the reload has been applied or
 //! refused: `ok SUMMARY` or `error MESSAGE`. That is how `systemctl reload`
 //! (whose `ExecReload=` runs `geofencectl reload`) reports a failed reload.
+//! `geofencectl unblock` writes `unblock ADDRESS [CLIENT]` and reads
+//! `ok N` (dynamic blocks removed) or `error MESSAGE`; the daemon names
+//! the local user who asked from the socket's peer credentials.
 //!
 //! Root only: the socket is chmod 0600 right after `bind` (and lives in the
 //! daemon's runtime directory, 0750). A client gets 2 s to send its request,
@@ -10,6 +13,7 @@
 //! a stuck or hostile client cannot hold the control loop.
 
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -25,6 +29,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request {
     Reload,
+    /// Remove the dynamic blocks to `addr` (only the pair elements of
+    /// `client` when given).
+    Unblock {
+        addr: IpAddr,
+        client: Option<IpAddr>,
+    },
 }
 
 /// Binds the socket: creates its directory, replaces a stale socket left
@@ -59,10 +69,32 @@ pub async fn accept(l: Option<&UnixListener>) -> io::Result<UnixStream> {
 /// Parses one request line.
 pub fn parse(bytes: &[u8]) -> Result<Request, String> {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let ip = |w: &str| {
+        w.parse::<IpAddr>().map_err(|_| {
+            format!(
+                "not an IP address: {:?}",
+                w.chars().take(48).collect::<String>()
+            )
+        })
+    };
     match std::str::from_utf8(line).map(str::trim) {
         Ok("reload") => Ok(Request::Reload),
+        Ok(other) if other.split_whitespace().next() == Some("unblock") => {
+            let words: Vec<&str> = other.split_whitespace().skip(1).collect();
+            match words.as_slice() {
+                [a] => Ok(Request::Unblock {
+                    addr: ip(a)?,
+                    client: None,
+                }),
+                [a, c] => Ok(Request::Unblock {
+                    addr: ip(a)?,
+                    client: Some(ip(c)?),
+                }),
+                _ => Err("expected `unblock ADDRESS [CLIENT]`".to_string()),
+            }
+        }
         Ok(other) => Err(format!(
-            "unknown request {:?} (expected `reload`)",
+            "unknown request {:?} (expected `reload` or `unblock`)",
             other.chars().take(32).collect::<String>()
         )),
         Err(_) => Err("request is not UTF-8".to_string()),
@@ -90,6 +122,34 @@ pub async fn read_request(s: &mut UnixStream) -> Result<Request, String> {
     parse(&buf)
 }
 
+/// Who is on the other end: `NAME (uid N)` from the socket's peer
+/// credentials (`SO_PEERCRED`), the name from `/etc/passwd` when found.
+pub fn peer_user(s: &UnixStream) -> String {
+    match s.peer_cred() {
+        Ok(c) => {
+            let uid = c.uid();
+            match std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|t| user_name(&t, uid))
+            {
+                Some(n) => format!("{n} (uid {uid})"),
+                None => format!("uid {uid}"),
+            }
+        }
+        Err(_) => "unknown local user".to_string(),
+    }
+}
+
+/// The name of `uid` in a passwd file's text.
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.chars().take(64).collect())
+    })
+}
+
 /// Writes the one-line answer (newlines in messages become spaces).
 pub async fn reply(s: &mut UnixStream, result: &Result<String, String>) {
     let line = match result {
@@ -108,10 +168,36 @@ mod tests {
         assert_eq!(parse(b"reload\n"), Ok(Request::Reload));
         assert_eq!(parse(b" reload \nrest"), Ok(Request::Reload));
         assert!(parse(b"reboot\n").is_err());
+        assert_eq!(
+            parse(b"unblock 203.0.113.7\n"),
+            Ok(Request::Unblock {
+                addr: "203.0.113.7".parse().expect("ip"),
+                client: None
+            })
+        );
+        assert_eq!(
+            parse(b"unblock 2001:db8::7 192.0.2.10\n"),
+            Ok(Request::Unblock {
+                addr: "2001:db8::7".parse().expect("ip"),
+                client: Some("192.0.2.10".parse().expect("ip"))
+            })
+        );
+        assert!(parse(b"unblock\n").is_err());
+        assert!(parse(b"unblock example.com\n").is_err());
+        assert!(parse(b"unblock 203.0.113.7 192.0.2.10 extra\n").is_err());
+        assert!(parse(b"unblocked 203.0.113.7\n").is_err());
         assert!(parse(b"").is_err());
         assert!(parse(&[0xff, 0xfe, b'\n']).is_err());
         let long = parse(&[b'x'; 500]).expect_err("unknown");
         assert!(long.len() < 100, "{long}");
+    }
+
+    #[test]
+    fn user_names_from_passwd() {
+        let t = "root:x:0:0:root:/root:/bin/bash\nbad line\nalice:x:1000:1000::/home/a:/bin/sh\n";
+        assert_eq!(user_name(t, 0).as_deref(), Some("root"));
+        assert_eq!(user_name(t, 1000).as_deref(), Some("alice"));
+        assert_eq!(user_name(t, 7), None);
     }
 
     #[test]
@@ -138,6 +224,13 @@ mod tests {
                 }
             });
             let mut s = accept(Some(&l)).await.expect("accept");
+            // We are the peer: the socket file we created carries our uid.
+            let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&path).expect("meta"));
+            assert!(
+                peer_user(&s).contains(&format!("uid {uid}")),
+                "{}",
+                peer_user(&s)
+            );
             assert_eq!(read_request(&mut s).await, Ok(Request::Reload));
             reply(&mut s, &Err("bad\npolicy".into())).await;
             drop(s);

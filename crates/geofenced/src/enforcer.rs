@@ -59,6 +59,15 @@ pub enum Cmd {
     /// thread (`watch.rs`) when it sees the table gone, so that another
     /// tool's `flush ruleset` is undone within milliseconds.
     Presence,
+    /// `geofencectl unblock`: remove the matching dynamic blocks from the
+    /// kernel and the state, write an alert; the reply is how many.
+    Unblock {
+        dst: IpAddr,
+        client: Option<IpAddr>,
+        /// The local user who asked.
+        who: String,
+        reply: Sender<Result<usize, String>>,
+    },
     /// Persist dynamic blocks if they changed.
     Save,
     /// Log time-to-block percentiles.
@@ -250,6 +259,15 @@ impl Enforcer {
                 let _ = reply.send(r);
             }
             Cmd::Block(b) => self.block(vec![*b]),
+            Cmd::Unblock {
+                dst,
+                client,
+                who,
+                reply,
+            } => {
+                let r = self.unblock(dst, client, &who);
+                let _ = reply.send(r);
+            }
             Cmd::Stop => {}
         }
     }
@@ -374,6 +392,54 @@ impl Enforcer {
             }
             self.alerts.send(a);
         }
+    }
+
+    /// Removes the dynamic blocks to `dst` (only `client`'s pairs when
+    /// given) from the kernel and from the saved state, and says so in an
+    /// alert. Elements in the kernel that the state does not know (added
+    /// by an earlier run whose state file was lost) are removed too.
+    fn unblock(&mut self, dst: IpAddr, client: Option<IpAddr>, who: &str) -> Result<usize, String> {
+        use crate::state::unblock_matches;
+        let mut gone = self.state.take_matching(dst, client);
+        let mut removed = gone.len();
+        if let Some(nft) = self.nft.as_mut() {
+            let in_kernel: Vec<DynElement> = nft
+                .list_dynamic()
+                .map_err(|e| format!("cannot list dynamic blocks: {e}"))?
+                .into_iter()
+                .filter(|e| unblock_matches(e.src, e.dst, dst, client))
+                .collect();
+            let known: std::collections::HashSet<(usize, Option<IpAddr>, IpAddr)> =
+                gone.iter().map(|e| (e.rule_index, e.src, e.dst)).collect();
+            removed += in_kernel
+                .iter()
+                .filter(|e| !known.contains(&(e.rule_index, e.src, e.dst)))
+                .count();
+            gone = in_kernel;
+            let failed = nft.remove_dynamic_each(&gone);
+            if let Some((_, e)) = failed.first() {
+                tracing::warn!(error = %e, failed = failed.len(), "could not remove some dynamic blocks (expired meanwhile?)");
+            }
+            removed = removed.saturating_sub(failed.len());
+            self.note_commit();
+        }
+        let target = match client {
+            Some(c) => format!("{dst} for client {c}"),
+            None => format!("{dst} for every client"),
+        };
+        let mut a = Alert::new(
+            EventKind::Daemon,
+            "allow",
+            format!("{removed} dynamic block(s) to {target} removed: unblocked by geofencectl, asked by {who}"),
+        );
+        a.dest_ip = Some(dst);
+        a.src_ip = client;
+        a.evidence = Some(format!(
+            "who={who}; why=unblocked by geofencectl; the engine blocks again on the next detection while the policy says block (a lasting exception is an `except` entry)"
+        ));
+        self.alerts.send(a);
+        tracing::info!(%dst, client = ?client, removed, who, "dynamic blocks removed by geofencectl unblock");
+        Ok(removed)
     }
 
     /// Holds a batch to the bounds of the dynamic state: refused blocks

@@ -475,6 +475,11 @@ async fn control(
                         }
                         control::reply(&mut conn, &result).await;
                     }
+                    Ok(control::Request::Unblock { addr, client }) => {
+                        let who = control::peer_user(&conn);
+                        let result = unblock(etx, addr, client, who).await;
+                        control::reply(&mut conn, &result).await;
+                    }
                     Err(e) => control::reply(&mut conn, &Err(e)).await,
                 }
             }
@@ -501,6 +506,29 @@ async fn control(
         let _ = std::fs::remove_file(&sock_path);
     }
     Ok(())
+}
+
+/// Asks the enforcer to remove dynamic blocks (`geofencectl unblock`) and
+/// waits for its answer off the control loop's thread.
+async fn unblock(
+    etx: &mpsc::SyncSender<Cmd>,
+    dst: std::net::IpAddr,
+    client: Option<std::net::IpAddr>,
+    who: String,
+) -> Result<String, String> {
+    let (tx, rx) = mpsc::channel();
+    etx.try_send(Cmd::Unblock {
+        dst,
+        client,
+        who,
+        reply: tx,
+    })
+    .map_err(|_| "the enforcement queue is full; try again".to_string())?;
+    let n = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the enforcer did not answer".to_string())??;
+    Ok(n.to_string())
 }
 
 /// Loads the policy again; on any error the running policy stays in force.

@@ -36,6 +36,19 @@ struct Saved {
 
 type Key = (usize, Option<IpAddr>, IpAddr);
 
+/// Whether the element (`src`, `dst`) is one `geofencectl unblock DST
+/// [--client C]` removes: every element to `dst` without a client (the
+/// server-wide ones and every client's pairs); with one, only that
+/// client's pair elements.
+pub fn unblock_matches(
+    src: Option<IpAddr>,
+    dst: IpAddr,
+    want: IpAddr,
+    client: Option<IpAddr>,
+) -> bool {
+    dst == want && (client.is_none() || src == client)
+}
+
 /// The kernel set an element lives in: (rule, pair set, IPv4).
 type SetId = (usize, bool, bool);
 
@@ -281,6 +294,18 @@ impl DynState {
         self.elems.len()
     }
 
+    /// Forgets the elements `unblock` matches (see [`unblock_matches`]) and
+    /// returns them, so they are neither saved nor restored.
+    pub fn take_matching(&mut self, dst: IpAddr, client: Option<IpAddr>) -> Vec<DynElement> {
+        let keys: Vec<Key> = self
+            .elems
+            .keys()
+            .filter(|k| unblock_matches(k.1, k.2, dst, client))
+            .copied()
+            .collect();
+        keys.iter().filter_map(|k| self.remove(k)).collect()
+    }
+
     pub fn file(dir: &Path) -> PathBuf {
         dir.join("dynamic.json")
     }
@@ -382,6 +407,52 @@ pub fn write_snapshot(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unblock_takes_only_matching_elements_and_they_stay_gone() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let el = |r: usize, src: Option<&str>, dst: &str| DynElement {
+            rule_index: r,
+            src: src.map(ip),
+            dst: ip(dst),
+            timeout: Duration::from_secs(600),
+        };
+        let fill = || {
+            let mut st = DynState::default();
+            for e in [
+                el(0, Some("192.0.2.10"), "203.0.113.7"),
+                el(1, Some("192.0.2.10"), "203.0.113.7"),
+                el(0, Some("192.0.2.11"), "203.0.113.7"),
+                el(0, None, "203.0.113.7"),
+                el(0, Some("192.0.2.10"), "203.0.113.8"),
+            ] {
+                st.record(&e, None);
+            }
+            st
+        };
+        let mut st = fill();
+        let gone = st.take_matching(ip("203.0.113.7"), Some(ip("192.0.2.10")));
+        assert_eq!(gone.len(), 2, "both rules' pairs of that client");
+        assert!(gone.iter().all(|e| e.src == Some(ip("192.0.2.10"))));
+        assert_eq!(st.len(), 3);
+        assert!(st
+            .take_matching(ip("203.0.113.7"), Some(ip("192.0.2.10")))
+            .is_empty());
+        let mut st = fill();
+        let gone = st.take_matching(ip("203.0.113.7"), None);
+        assert_eq!(gone.len(), 4, "server-wide and every client's pairs");
+        let left = st.live();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].dst, ip("203.0.113.8"));
+        // Not restored after a restart either.
+        let dir = std::env::temp_dir().join(format!("gf-unblock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        st.save(&dir).expect("save");
+        let back = DynState::load(&dir).live();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].dst, ip("203.0.113.8"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn save_load_roundtrip_drops_expired() {
