@@ -9,7 +9,8 @@
 //!
 //! Root only: the socket is chmod 0600 right after `bind` (and lives in the
 //! daemon's runtime directory, 0750). A client gets 2 s to send its request,
-//! at most 64 bytes; anything else is answered with an error and closed, so
+//! at most 128 bytes (the longest `unblock` line, two 45-character IPv6
+//! addresses, is 100); anything else is answered with an error and closed, so
 //! a stuck or hostile client cannot hold the control loop.
 
 use std::io;
@@ -22,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 /// Most bytes read from a client.
-const MAX_REQUEST: usize = 64;
+const MAX_REQUEST: usize = 128;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a client asked for.
@@ -190,6 +191,35 @@ mod tests {
         assert!(parse(&[0xff, 0xfe, b'\n']).is_err());
         let long = parse(&[b'x'; 500]).expect_err("unknown");
         assert!(long.len() < 100, "{long}");
+    }
+
+    #[test]
+    fn the_longest_unblock_request_fits() {
+        let a = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+        let line = format!("unblock {a} {a}\n");
+        assert!(line.len() <= MAX_REQUEST, "{}", line.len());
+        let dir = std::env::temp_dir().join(format!("gf-control-long-{}", std::process::id()));
+        let path = dir.join("control.sock");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let got = rt.block_on(async {
+            let l = bind(&path).expect("bind");
+            let mut c = UnixStream::connect(&path).await.expect("connect");
+            c.write_all(line.as_bytes()).await.expect("write");
+            let mut s = accept(Some(&l)).await.expect("accept");
+            read_request(&mut s).await
+        });
+        std::fs::remove_dir_all(&dir).ok();
+        let ip: IpAddr = a.parse().expect("ip");
+        assert_eq!(
+            got,
+            Ok(Request::Unblock {
+                addr: ip,
+                client: Some(ip)
+            })
+        );
     }
 
     #[test]
