@@ -80,6 +80,10 @@ pub struct FlowInspect {
     pub stun_plain: u8,
     /// RTP packets seen.
     pub rtp: u8,
+    /// An ICE connectivity check was seen (RFC 8445: Binding request with
+    /// USERNAME, MESSAGE-INTEGRITY and ICE-CONTROLLING/CONTROLLED or
+    /// PRIORITY).
+    pub ice: bool,
     /// LINE call counter tracking per direction (orig, reply).
     line: [SeqRun; 2],
     /// SSRC of a Discord IP-discovery message awaiting confirmation, and
@@ -524,6 +528,7 @@ fn stun_step(
         }
         None => {
             st.stun_plain = st.stun_plain.saturating_add(1);
+            st.ice |= is_ice_check(m);
             None
         }
     }
@@ -738,4 +743,23 @@ mod tests {
         ];
         assert!(run(&sigs, &answer).is_some_and(|e| e.contains("request and response")));
     }
+}
+
+/// An ICE connectivity check (RFC 8445 section 7.1.2): a Binding request
+/// with USERNAME (0x0006), MESSAGE-INTEGRITY (0x0008) and one of PRIORITY
+/// (0x0024), ICE-CONTROLLED (0x8029), ICE-CONTROLLING (0x802A).
+fn is_ice_check(m: &stun::StunMessage<'_>) -> bool {
+    if m.msg_type != 0x0001 {
+        return false;
+    }
+    let (mut user, mut integrity, mut ice) = (false, false, false);
+    for (t, _) in m.attributes() {
+        match t {
+            0x0006 => user = true,
+            0x0008 => integrity = true,
+            0x0024 | 0x8029 | 0x802A => ice = true,
+            _ => {}
+        }
+    }
+    user && integrity && ice
 }

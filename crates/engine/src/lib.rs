@@ -22,6 +22,7 @@ pub mod flow;
 pub mod handover;
 pub mod inspect;
 pub mod names;
+pub mod recent;
 pub mod scoped;
 
 use std::net::{IpAddr, SocketAddr};
@@ -736,6 +737,7 @@ impl Engine {
             .is_some_and(|n| dir == Dir::Orig && u64::from(f.packets_orig) + 1 >= u64::from(n));
         let budget_spent =
             (st.inspected >= cfg.inspect_budget && !st.budget_suspended()) || handed_over_all;
+        let ice = st.ice;
         let decided = match step {
             Step::Decided(l) => Some(l),
             Step::Undecidable(why) => {
@@ -751,7 +753,11 @@ impl Engine {
             f.host = Some(h);
         }
         f.inspect = None;
+        let decided = decided.or_else(|| webrtc_label(f, ice, &names.recent, ts_ns));
         if let Some(l) = decided {
+            if matches!(l.method, Method::TlsSni | Method::QuicSni) && f.tunnel.is_none() {
+                names.recent.note(f.client.0, l.app, ts_ns);
+            }
             if l.method == Method::Stun
                 && f.proto == Proto::Udp
                 && f.tunnel.is_none()
@@ -851,6 +857,7 @@ impl Engine {
         let Engine {
             flows,
             sigs,
+            names,
             peers,
             geo,
             policy,
@@ -860,7 +867,7 @@ impl Engine {
         let Some(f) = flows.slot_mut(slot) else {
             return;
         };
-        let decided = finish_tentative(f);
+        let decided = conclude(f, &names.recent, ts_ns);
         f.inspect = None;
         if f.undecidable.is_some() {
             f.undecidable = Some(inspect::OUT_OF_MEMORY);
@@ -1008,7 +1015,7 @@ impl Engine {
             }
         });
         for mut f in ended {
-            if let Some(l) = finish_tentative(&mut f) {
+            if let Some(l) = conclude(&mut f, &self.names.recent, now_ns) {
                 f.label = Some(l);
             }
             let r = self.report(&f);
@@ -1021,7 +1028,7 @@ impl Engine {
     pub fn finish(&mut self) -> Vec<FlowReport> {
         let now = self.clock_ns;
         for f in self.flows.iter_mut() {
-            if let Some(l) = finish_tentative(f) {
+            if let Some(l) = conclude(f, &self.names.recent, now) {
                 if socket_evidence(f, &l) {
                     let sock = SocketAddr::new(f.client.0, f.client.1);
                     self.sockets_pending |= self.peers.insert_socket(sock, l.app, now);
@@ -1094,6 +1101,33 @@ fn socket_label(app: AppRef) -> Label {
             "client UDP socket shared with an identified call flow",
         )),
     }
+}
+
+/// [`finish_tentative`], then [`webrtc_label`].
+fn conclude(f: &mut Flow, recent: &recent::RecentApps, ts_ns: u64) -> Option<Label> {
+    let ice = f.inspect.as_ref().is_some_and(|s| s.ice);
+    finish_tentative(f).or_else(|| webrtc_label(f, ice, recent, ts_ns))
+}
+
+/// A browser WebRTC call: a UDP flow that ran ICE connectivity checks and
+/// named no app takes the one app its client named just before
+/// ([`recent`]).
+fn webrtc_label(f: &Flow, ice: bool, recent: &recent::RecentApps, ts_ns: u64) -> Option<Label> {
+    if !ice || f.label.is_some() || f.undecidable.is_some() || f.proto != Proto::Udp {
+        return None;
+    }
+    if f.tunnel.is_some() || !geofence_geo::AddressScope::of(f.server.0).is_public() {
+        return None;
+    }
+    let app = recent.get(&f.client.0, ts_ns)?;
+    Some(Label {
+        app,
+        method: Method::Stun,
+        host: None,
+        evidence: Some(Box::from(
+            "WebRTC ICE check after the client named this app (DNS/SNI)",
+        )),
+    })
 }
 
 /// Turns a tentative label (range, ASN, port) into the flow's label when

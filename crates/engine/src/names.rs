@@ -25,6 +25,8 @@ pub struct NameEntry {
 /// (client, address) -> name, bounded.
 pub struct NameCache {
     map: Scoped<IpAddr, NameEntry>,
+    /// The app each client named last (browser WebRTC calls).
+    pub recent: crate::recent::RecentApps,
     /// Entries stay usable at least this long after the answer, whatever the
     /// TTL: clients keep using addresses past short TTLs.
     floor_ns: u64,
@@ -38,6 +40,7 @@ impl NameCache {
         let cap = cap.max(16);
         NameCache {
             map: Scoped::new(cap, NAMES_PER_CLIENT.min(cap)),
+            recent: crate::recent::RecentApps::new(cap),
             floor_ns: floor_secs.saturating_mul(1_000_000_000),
         }
     }
@@ -52,6 +55,7 @@ impl NameCache {
         ttl: u32,
         now_ns: u64,
     ) {
+        self.recent.note(client, app, now_ns);
         let life = (u64::from(ttl) * 1_000_000_000).max(self.floor_ns);
         let expires_ns = now_ns.saturating_add(life);
         let e = NameEntry {
