@@ -610,6 +610,25 @@ fn payload_rules(sigs: &Sigs, t: Transport, p: &Packet<'_>, dir: Dir, index: u32
     None
 }
 
+/// An ICE connectivity check (RFC 8445 section 7.1.2): a Binding request
+/// with USERNAME (0x0006), MESSAGE-INTEGRITY (0x0008) and one of PRIORITY
+/// (0x0024), ICE-CONTROLLED (0x8029), ICE-CONTROLLING (0x802A).
+fn is_ice_check(m: &stun::StunMessage<'_>) -> bool {
+    if m.msg_type != 0x0001 {
+        return false;
+    }
+    let (mut user, mut integrity, mut ice) = (false, false, false);
+    for (t, _) in m.attributes() {
+        match t {
+            0x0006 => user = true,
+            0x0008 => integrity = true,
+            0x0024 | 0x8029 | 0x802A => ice = true,
+            _ => {}
+        }
+    }
+    user && integrity && ice
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,23 +762,4 @@ mod tests {
         ];
         assert!(run(&sigs, &answer).is_some_and(|e| e.contains("request and response")));
     }
-}
-
-/// An ICE connectivity check (RFC 8445 section 7.1.2): a Binding request
-/// with USERNAME (0x0006), MESSAGE-INTEGRITY (0x0008) and one of PRIORITY
-/// (0x0024), ICE-CONTROLLED (0x8029), ICE-CONTROLLING (0x802A).
-fn is_ice_check(m: &stun::StunMessage<'_>) -> bool {
-    if m.msg_type != 0x0001 {
-        return false;
-    }
-    let (mut user, mut integrity, mut ice) = (false, false, false);
-    for (t, _) in m.attributes() {
-        match t {
-            0x0006 => user = true,
-            0x0008 => integrity = true,
-            0x0024 | 0x8029 | 0x802A => ice = true,
-            _ => {}
-        }
-    }
-    user && integrity && ice
 }
