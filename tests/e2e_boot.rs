@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology, ADMIN_TABLE};
-use geofence_tests::{workspace_bin, Reaped};
+use geofence_tests::{run_tool, start_daemon, workspace_bin, Reaped};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
 const BLOCKED: &str = "203.0.113.30:443";
@@ -41,13 +41,7 @@ impl Drop for Env {
 
 impl Env {
     fn probe(&self, args: &[&str]) -> (i32, String) {
-        let mut cmd = vec![PROBE];
-        cmd.extend_from_slice(args);
-        let o = self.t.exec(&self.t.client, &cmd).expect("probe runs");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        )
+        run_tool(&self.t, PROBE, &self.t.client, args)
     }
 
     /// Whether a TLS session to `addr` gets through (exit 0) or is dropped.
@@ -61,18 +55,7 @@ impl Env {
     }
 
     fn daemon(&self, log: &str) -> Reaped {
-        let bin = workspace_bin("geofenced");
-        assert!(bin.exists(), "geofenced not built at {}", bin.display());
-        let (b, cfg) = (bin.to_string_lossy(), self.config.to_string_lossy());
-        let c = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.t.gw, &b, "--config", &cfg])
-            .args(["--log-format", "text"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join(log)).expect("log file"))
-            .spawn()
-            .expect("start geofenced");
-        Reaped::new(c)
+        start_daemon(&self.t, &self.config, &self.dir.join(log))
     }
 
     fn alerts(&self) -> String {

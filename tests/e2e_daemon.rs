@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology};
-use geofence_tests::{workspace_bin, Reaped};
+use geofence_tests::{run_tool, spawn_tool, start_daemon, workspace_bin, Reaped};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
 
@@ -26,50 +26,15 @@ struct Env {
 
 impl Env {
     fn probe(&self, ns: &str, args: &[&str]) -> (i32, String) {
-        let mut cmd = vec![PROBE];
-        cmd.extend_from_slice(args);
-        let o = self.t.exec(ns, &cmd).expect("probe runs");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        )
+        run_tool(&self.t, PROBE, ns, args)
     }
 
     fn spawn(&self, ns: &str, args: &[&str]) -> Reaped {
-        let mut cmd = vec![PROBE];
-        cmd.extend_from_slice(args);
-        let mut c = self.t.spawn(ns, &cmd).expect("spawn probe");
-        // Wait for "listening".
-        if let Some(out) = c.stdout.as_mut() {
-            use std::io::Read;
-            let mut b = [0u8; 10];
-            let _ = out.read(&mut b);
-        }
-        Reaped::new(c)
+        spawn_tool(&self.t, PROBE, ns, args)
     }
 
     fn daemon(&self) -> Reaped {
-        let bin = workspace_bin("geofenced");
-        assert!(bin.exists(), "geofenced not built at {}", bin.display());
-        let b = bin.to_string_lossy().to_string();
-        let cfg = self.config.to_string_lossy().to_string();
-        let c = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.t.gw,
-                &b,
-                "--config",
-                &cfg,
-                "--log-format",
-                "text",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("daemon.log")).expect("log file"))
-            .spawn()
-            .expect("start geofenced");
-        Reaped::new(c)
+        start_daemon(&self.t, &self.config, &self.dir.join("daemon.log"))
     }
 
     fn alerts(&self) -> String {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology};
-use geofence_tests::{workspace_bin, Reaped};
+use geofence_tests::{spawn_tool, start_daemon, workspace_bin, Reaped};
 
 const RACE: &str = env!("CARGO_BIN_EXE_gf-dns-race");
 
@@ -30,15 +30,7 @@ struct Env {
 
 impl Env {
     fn spawn(&self, ns: &str, args: &[&str]) -> Reaped {
-        let mut cmd = vec![RACE];
-        cmd.extend_from_slice(args);
-        let mut c = self.t.spawn(ns, &cmd).expect("spawn");
-        if let Some(out) = c.stdout.as_mut() {
-            use std::io::Read;
-            let mut b = [0u8; 10];
-            let _ = out.read(&mut b);
-        }
-        Reaped::new(c)
+        spawn_tool(&self.t, RACE, ns, args)
     }
 
     fn race(&self, args: &[&str]) -> Counts {
@@ -55,22 +47,9 @@ impl Env {
     }
 
     fn daemon(&self, config: &str) -> Reaped {
-        let bin = workspace_bin("geofenced");
-        assert!(bin.exists(), "geofenced not built at {}", bin.display());
         let cfg = self.dir.join("geofence.toml");
         std::fs::write(&cfg, config).expect("config");
-        let c = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.t.gw])
-            .arg(&bin)
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--log-format", "text"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("start geofenced");
-        Reaped::new(c)
+        start_daemon(&self.t, &cfg, &self.dir.join("daemon.log"))
     }
 
     fn log(&self) -> String {

@@ -13,30 +13,16 @@ use std::time::{Duration, Instant};
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology};
-use geofence_tests::{workspace_bin, Reaped};
+use geofence_tests::{run_tool, spawn_tool, workspace_bin, Reaped};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
 
 fn probe(t: &Topology, ns: &str, args: &[&str]) -> (i32, String) {
-    let mut cmd = vec![PROBE];
-    cmd.extend_from_slice(args);
-    let o = t.exec(ns, &cmd).expect("probe runs");
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).trim().to_string(),
-    )
+    run_tool(t, PROBE, ns, args)
 }
 
 fn spawn(t: &Topology, ns: &str, args: &[&str]) -> Reaped {
-    let mut cmd = vec![PROBE];
-    cmd.extend_from_slice(args);
-    let mut c = t.spawn(ns, &cmd).expect("spawn probe");
-    if let Some(out) = c.stdout.as_mut() {
-        use std::io::Read;
-        let mut b = [0u8; 10];
-        let _ = out.read(&mut b);
-    }
-    Reaped::new(c)
+    spawn_tool(t, PROBE, ns, args)
 }
 
 fn wait_for(path: &std::path::Path, needle: &str) -> String {

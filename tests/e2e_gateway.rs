@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology};
-use geofence_tests::{workspace_bin, Reaped};
+use geofence_tests::{run_tool, spawn_tool, start_daemon, workspace_bin, Reaped};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
 
@@ -28,25 +28,11 @@ struct Env {
 
 impl Env {
     fn probe(&self, ns: &str, args: &[&str]) -> (i32, String) {
-        let mut cmd = vec![PROBE];
-        cmd.extend_from_slice(args);
-        let o = self.t.exec(ns, &cmd).expect("probe runs");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        )
+        run_tool(&self.t, PROBE, ns, args)
     }
 
     fn spawn(&self, ns: &str, args: &[&str]) -> Reaped {
-        let mut cmd = vec![PROBE];
-        cmd.extend_from_slice(args);
-        let mut c = self.t.spawn(ns, &cmd).expect("spawn probe");
-        if let Some(out) = c.stdout.as_mut() {
-            use std::io::Read;
-            let mut b = [0u8; 10];
-            let _ = out.read(&mut b);
-        }
-        Reaped::new(c)
+        spawn_tool(&self.t, PROBE, ns, args)
     }
 
     fn alerts(&self) -> String {
@@ -146,20 +132,7 @@ fn setup() -> Option<(Env, Reaped)> {
     .expect("mmdb");
     let config = dir.join("geofence.toml");
     std::fs::write(&config, POLICY.replace("DIR", &dir.to_string_lossy())).expect("config");
-    let bin = workspace_bin("geofenced");
-    assert!(bin.exists(), "geofenced not built at {}", bin.display());
-    let c = std::process::Command::new("ip")
-        .args(["netns", "exec", &t.gw])
-        .arg(&bin)
-        .arg("--config")
-        .arg(&config)
-        .args(["--log-format", "text"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log file"))
-        .spawn()
-        .expect("start geofenced");
-    let daemon = Reaped::new(c);
+    let daemon = start_daemon(&t, &config, &dir.join("daemon.log"));
     let env = Env { t, dir };
     let end = Instant::now() + Duration::from_secs(30);
     while !env.log().contains("nftables table applied and verified") {

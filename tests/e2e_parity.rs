@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use geofence_decode::{decode, PcapReader, Proto};
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::netns::{require_root, Topology};
-use geofence_tests::{shared_dir, workspace_bin, Reaped};
+use geofence_tests::{shared_dir, spawn_tool, start_daemon, workspace_bin};
 use serde_json::Value;
 
 const PROBE: &str = env!("CARGO_BIN_EXE_gf-e2e-probe");
@@ -280,31 +280,9 @@ action = "allow"
     )
     .expect("redirect");
 
-    let spawn = |ns: &str, args: &[&str]| {
-        let mut cmd = vec![PROBE];
-        cmd.extend_from_slice(args);
-        let mut c = t.spawn(ns, &cmd).expect("spawn probe");
-        if let Some(out) = c.stdout.as_mut() {
-            use std::io::Read;
-            let mut b = [0u8; 10];
-            let _ = out.read(&mut b);
-        }
-        Reaped::new(c)
-    };
+    let spawn = |ns: &str, args: &[&str]| spawn_tool(&t, PROBE, ns, args);
     let _sink = spawn(&t.srv, &["sink", &format!("[::]:{SINK_PORT}"), "300"]);
-    let daemon = Reaped::new(
-        Command::new("ip")
-            .args(["netns", "exec", &t.gw])
-            .arg(workspace_bin("geofenced"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--log-format", "text"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("start geofenced"),
-    );
+    let daemon = start_daemon(&t, &config, &dir.join("daemon.log"));
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     let end = Instant::now() + Duration::from_secs(30);
     while !log().contains("nftables table applied and verified") {

@@ -2,8 +2,10 @@
 //! project's binaries and the `../shared` material are, and child processes
 //! that are killed when a test ends, also when it fails.
 
-use std::path::PathBuf;
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use geofence_testkit::netns::Topology;
 
 /// A built binary of the workspace (`geofenced`, `geofencectl`), next to the
 /// test executable's `deps/` directory.
@@ -72,4 +74,49 @@ impl Drop for Reaped {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs `tool` (a test binary such as `gf-e2e-probe`) with `args` in
+/// namespace `ns`: its exit code and trimmed stdout.
+pub fn run_tool(t: &Topology, tool: &str, ns: &str, args: &[&str]) -> (i32, String) {
+    let mut cmd = vec![tool];
+    cmd.extend_from_slice(args);
+    let o = t.exec(ns, &cmd).expect("tool runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+    )
+}
+
+/// Starts `tool` with `args` in namespace `ns` and waits for its first
+/// output (servers print `listening` once they are ready).
+pub fn spawn_tool(t: &Topology, tool: &str, ns: &str, args: &[&str]) -> Reaped {
+    let mut cmd = vec![tool];
+    cmd.extend_from_slice(args);
+    let mut c = t.spawn(ns, &cmd).expect("spawn tool");
+    if let Some(out) = c.stdout.as_mut() {
+        use std::io::Read;
+        let mut b = [0u8; 10];
+        let _ = out.read(&mut b);
+    }
+    Reaped::new(c)
+}
+
+/// Starts the built `geofenced` in the gateway namespace with `config`,
+/// its log (text format) written to `log`.
+pub fn start_daemon(t: &Topology, config: &Path, log: &Path) -> Reaped {
+    let bin = workspace_bin("geofenced");
+    assert!(bin.exists(), "geofenced not built at {}", bin.display());
+    let c = Command::new("ip")
+        .args(["netns", "exec", &t.gw])
+        .arg(&bin)
+        .arg("--config")
+        .arg(config)
+        .args(["--log-format", "text"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("start geofenced");
+    Reaped::new(c)
 }
