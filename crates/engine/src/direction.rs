@@ -17,6 +17,11 @@
 //! 4. the sender uses a STUN/TURN port (3478, 3479, 5349) or an app's
 //!    narrow vendor port and the receiver does not.
 //!
+//! Only a flow whose receiver is not a public address is turned: the
+//! outside party always stays the server, so no choice of first packet or
+//! source port lets a LAN client's flow to a foreign server be judged by
+//! the client's own address instead (the policy checks the server's).
+//!
 //! A turned flow is marked `remote_opened`: it may be labelled from its
 //! payload and from what its client socket already showed, but it never
 //! teaches the socket, peer or server caches anything, so a stranger who
@@ -63,6 +68,16 @@ pub(crate) fn reorient(
         return (client, server, false);
     }
     if p.tcp.is_some_and(|t| t.syn) {
+        return (client, server, false);
+    }
+    // Never make a public receiver the client. The policy judges the
+    // server's address, so turning a LAN client's flow to a foreign server
+    // round would let the client escape its jurisdiction check by choosing
+    // what it sends first (a STUN response, a vendor or TURN source port)
+    // or by having the far end send first. Only a flow whose receiver is
+    // local (private, CGNAT, unique-local) is turned, which keeps the
+    // outside party the server.
+    if AddressScope::of(receiver.0).is_public() {
         return (client, server, false);
     }
     let turn = |why: bool| {

@@ -144,16 +144,16 @@ fn media_opened_by_the_remote_peer_takes_the_client_sockets_app() {
     e.process_frame(
         SEC,
         LinkType::Ethernet,
-        &udp_v4(PUB_CLIENT, 45000, RELAY, 8801, &sfu),
+        &udp_v4(CLIENT, 45000, RELAY, 8801, &sfu),
         &mut ev,
     );
-    // Then a remote peer opens media to that socket (both public, both
+    // Then a remote peer opens media to that socket (both
     // ephemeral ports): the flow belongs to the client's socket.
     for i in 0..3u16 {
         e.process_frame(
             2 * SEC + u64::from(i),
             LinkType::Ethernet,
-            &udp_v4(PEER, 50000, PUB_CLIENT, 45000, &rtp(i)),
+            &udp_v4(PEER, 50000, CLIENT, 45000, &rtp(i)),
             &mut ev,
         );
     }
@@ -162,7 +162,7 @@ fn media_opened_by_the_remote_peer_takes_the_client_sockets_app() {
         .iter()
         .find(|x| x.2 == IpAddr::V4(PEER) || x.0 == IpAddr::V4(PEER))
         .expect("peer flow");
-    assert_eq!(peer_flow.0, IpAddr::V4(PUB_CLIENT));
+    assert_eq!(peer_flow.0, IpAddr::V4(CLIENT));
     assert_eq!(peer_flow.1, 45000);
     assert_eq!(peer_flow.3, 50000);
     assert_eq!(peer_flow.4.as_deref(), Some("zoom"));
@@ -178,14 +178,14 @@ fn a_relay_answer_seen_first_is_turned_and_classified() {
     e.process_frame(
         SEC,
         LinkType::Ethernet,
-        &udp_v4(PEER, 40003, PUB_CLIENT, 51000, &m),
+        &udp_v4(PEER, 40003, CLIENT, 51000, &m),
         &mut ev,
     );
     let r = rows(e);
     assert_eq!(
         r,
         vec![(
-            IpAddr::V4(PUB_CLIENT),
+            IpAddr::V4(CLIENT),
             51000,
             IpAddr::V4(PEER),
             40003,
@@ -204,21 +204,29 @@ fn a_public_sender_to_a_private_client_is_the_server() {
         &udp_v4(PEER, 40000, CLIENT, 50000, &rtp(1)),
         &mut ev,
     );
-    // A STUN/TURN server port answering first.
+    // A STUN/TURN source port, or a STUN response, sent first to a public
+    // receiver does not turn the flow: the receiver could be a foreign
+    // server that a LAN client wants judged by its own address instead.
     e.process_frame(
         SEC,
         LinkType::Ethernet,
         &udp_v4(PEER, 3478, PUB_CLIENT, 50001, &[0x17; 40]),
         &mut ev,
     );
+    let m = stun(0x0101, &[(REALM, b"turner.facebook")]);
+    e.process_frame(
+        SEC,
+        LinkType::Ethernet,
+        &udp_v4(PEER, 40005, PUB_CLIENT, 51005, &m),
+        &mut ev,
+    );
     let mut r = rows(e);
     r.sort_by_key(|x| x.1);
-    assert_eq!(r.len(), 2);
-    assert_eq!((r[0].0, r[0].1), (IpAddr::V4(CLIENT), 50000));
-    assert_eq!(
-        (r[1].0, r[1].1, r[1].3),
-        (IpAddr::V4(PUB_CLIENT), 50001, 3478)
-    );
+    assert_eq!(r.len(), 3);
+    assert_eq!((r[0].0, r[0].1), (IpAddr::V4(PEER), 3478));
+    assert_eq!(r[0].3, 50001, "not turned: the sender stays the client");
+    assert_eq!((r[1].0, r[1].1, r[1].3), (IpAddr::V4(PEER), 40005, 51005));
+    assert_eq!((r[2].0, r[2].1), (IpAddr::V4(CLIENT), 50000));
 }
 
 #[test]
