@@ -15,15 +15,15 @@
 //! `geofencectl replay` on the same flood).
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use geofence_classify::quic::{client_initial_datagram, VERSION_1};
-use geofence_classify::SignatureDb;
 use geofence_decode::LinkType;
 use geofence_engine::{Engine, EngineConfig, Event};
-use geofence_geo::GeoDb;
-use geofence_testkit::mmdb::geoip2_country;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::cn_engine;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, PcapLink, PcapWriter, TcpFlags};
 use geofence_testkit::wire::client_hello;
 
@@ -38,24 +38,7 @@ fn status_kib(field: &str) -> u64 {
 }
 
 fn engine() -> Engine {
-    let cfg = geofence_policy::load_str(
-        "b.toml",
-        "[geoip]\ndatabases = [\"x.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
-         [[rule]]\nname = \"r\"\napps = [\"conferencing\"]\nto = [\"prc\"]\naction = \"block\"\n",
-    )
-    .expect("policy");
-    let policy = geofence_policy::Policy::from_config(&cfg).expect("compile");
-    let geo = GeoDb::from_sources(vec![(
-        "geo".to_string(),
-        geoip2_country(&[("203.0.113.0/24", "CN", None)]).to_bytes(),
-    )])
-    .expect("geo");
-    Engine::new(
-        EngineConfig::default(),
-        Arc::new(SignatureDb::builtin()),
-        Arc::new(geo),
-        Arc::new(policy),
-    )
+    cn_engine(EngineConfig::default())
 }
 
 fn arg(name: &str) -> Option<String> {

@@ -3,13 +3,12 @@
 //! just before (DNS answer or TLS SNI), and nothing otherwise.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
-use geofence_classify::SignatureDb;
 use geofence_decode::LinkType;
 use geofence_engine::{Engine, EngineConfig};
-use geofence_geo::GeoDb;
-use geofence_testkit::mmdb::geoip2_country;
+
+mod common;
+use common::{cn_engine, stun};
 use geofence_testkit::pcap::udp_v4;
 use geofence_testkit::wire::{dns_query, dns_response};
 
@@ -22,43 +21,7 @@ const SEC: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * SEC;
 
 fn engine() -> Engine {
-    let policy = geofence_policy::load_str(
-        "t.toml",
-        "[geoip]\ndatabases = [\"t.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
-         [[rule]]\nname = \"no-conf-prc\"\napps = [\"conferencing\"]\nto = [\"prc\"]\naction = \"block\"\n",
-    )
-    .expect("policy");
-    let policy = geofence_policy::Policy::from_config(&policy).expect("compile");
-    let geo = GeoDb::from_sources(vec![(
-        "geo".to_string(),
-        geoip2_country(&[("203.0.113.0/24", "CN", None)]).to_bytes(),
-    )])
-    .expect("geo");
-    Engine::new(
-        EngineConfig::default(),
-        Arc::new(SignatureDb::builtin()),
-        Arc::new(geo),
-        Arc::new(policy),
-    )
-}
-
-fn stun(msg_type: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (t, v) in attrs {
-        body.extend_from_slice(&t.to_be_bytes());
-        body.extend_from_slice(&u16::try_from(v.len()).unwrap_or(0).to_be_bytes());
-        body.extend_from_slice(v);
-        while body.len() % 4 != 0 {
-            body.push(0);
-        }
-    }
-    let mut m = Vec::new();
-    m.extend_from_slice(&msg_type.to_be_bytes());
-    m.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_be_bytes());
-    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    m.extend_from_slice(&[9; 12]);
-    m.extend_from_slice(&body);
-    m
+    cn_engine(EngineConfig::default())
 }
 
 /// A browser's ICE check: USERNAME, PRIORITY, ICE-CONTROLLING,
