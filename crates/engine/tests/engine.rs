@@ -10,6 +10,8 @@ use geofence_decode::LinkType;
 use geofence_engine::flow::TableConfig;
 use geofence_engine::{Engine, EngineConfig, Event};
 use geofence_geo::GeoDb;
+mod common;
+use common::cn_engine_in;
 use geofence_testkit::mmdb::geoip2_country;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, udp_v6, TcpFlags};
 use geofence_testkit::wire::{client_hello_padded, dns_query, dns_response};
@@ -19,28 +21,7 @@ const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 53);
 const CN_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
 fn engine(cfg: EngineConfig) -> Engine {
-    let policy = geofence_policy::load_str(
-        "t.toml",
-        "[geoip]\ndatabases = [\"t.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
-         [[rule]]\nname = \"no-conf-prc\"\napps = [\"conferencing\"]\nto = [\"prc\"]\naction = \"block\"\n",
-    )
-    .expect("policy");
-    let policy = geofence_policy::Policy::from_config(&policy).expect("compile");
-    let geo = GeoDb::from_sources(vec![(
-        "geo".to_string(),
-        geoip2_country(&[
-            ("203.0.113.0/24", "CN", None),
-            ("2001:db8:c::/48", "CN", None),
-        ])
-        .to_bytes(),
-    )])
-    .expect("geo");
-    Engine::new(
-        cfg,
-        Arc::new(SignatureDb::builtin()),
-        Arc::new(geo),
-        Arc::new(policy),
-    )
+    cn_engine_in(cfg, &["203.0.113.0/24", "2001:db8:c::/48"])
 }
 
 const SEC: u64 = 1_000_000_000;

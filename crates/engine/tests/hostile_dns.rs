@@ -4,16 +4,15 @@
 //! UDP client bound to port 53.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
-use geofence_classify::{Method, SignatureDb};
+use geofence_classify::Method;
 use geofence_decode::LinkType;
 use geofence_engine::{
     DnsLearned, DnsScope, Engine, EngineConfig, Event, FlowOnlyReason, ServerWideReason,
     CROSS_FAMILY_BUDGET,
 };
-use geofence_geo::GeoDb;
-use geofence_testkit::mmdb::geoip2_country;
+mod common;
+use common::cn_engine_in;
 use geofence_testkit::pcap::{tcp_v4, udp_v4, TcpFlags};
 use geofence_testkit::wire::{dns_query, dns_response, zoom_sfu_audio, zoom_sfu_hello};
 
@@ -25,30 +24,15 @@ const SEC: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * SEC;
 
 fn engine(cfg: EngineConfig) -> Engine {
-    let policy = geofence_policy::load_str(
-        "t.toml",
-        "[geoip]\ndatabases = [\"t.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
-         [[rule]]\nname = \"no-conf-prc\"\napps = [\"conferencing\"]\nto = [\"prc\"]\naction = \"block\"\n",
-    )
-    .expect("policy");
-    let policy = geofence_policy::Policy::from_config(&policy).expect("compile");
-    let geo = GeoDb::from_sources(vec![(
-        "geo".to_string(),
-        geoip2_country(&[
-            ("203.0.113.0/24", "CN", None),
-            ("2001:db8:c::/48", "CN", None),
+    cn_engine_in(
+        cfg,
+        &[
+            "203.0.113.0/24",
+            "2001:db8:c::/48",
             // A Zoom-operated block (config/apps.d/zoom.toml), placed in CN
             // by this test's database.
-            ("2407:30c0::/32", "CN", None),
-        ])
-        .to_bytes(),
-    )])
-    .expect("geo");
-    Engine::new(
-        cfg,
-        Arc::new(SignatureDb::builtin()),
-        Arc::new(geo),
-        Arc::new(policy),
+            "2407:30c0::/32",
+        ],
     )
 }
 

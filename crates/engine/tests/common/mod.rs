@@ -1,6 +1,7 @@
 //! Shared by the engine's tests (and its flood bench): an engine with the
 //! built-in signatures, a policy that blocks conferencing to CN, and a
-//! database that places 203.0.113.0/24 in CN; and a STUN message builder.
+//! database that places 203.0.113.0/24 (or given networks) in CN; and a
+//! STUN message builder.
 
 #![allow(dead_code)]
 
@@ -13,6 +14,11 @@ use geofence_testkit::mmdb::geoip2_country;
 
 /// An engine that blocks conferencing to 203.0.113.0/24 (CN).
 pub fn cn_engine(cfg: EngineConfig) -> Engine {
+    cn_engine_in(cfg, &["203.0.113.0/24"])
+}
+
+/// The same policy, with the database placing `cn` (CIDRs) in CN.
+pub fn cn_engine_in(cfg: EngineConfig, cn: &[&str]) -> Engine {
     let policy = geofence_policy::load_str(
         "t.toml",
         "[geoip]\ndatabases = [\"t.mmdb\"]\n[signatures]\ndirs = []\n[jurisdictions]\nprc = [\"CN\"]\n\
@@ -22,7 +28,7 @@ pub fn cn_engine(cfg: EngineConfig) -> Engine {
     let policy = geofence_policy::Policy::from_config(&policy).expect("compile");
     let geo = GeoDb::from_sources(vec![(
         "geo".to_string(),
-        geoip2_country(&[("203.0.113.0/24", "CN", None)]).to_bytes(),
+        geoip2_country(&cn.iter().map(|c| (*c, "CN", None)).collect::<Vec<_>>()).to_bytes(),
     )])
     .expect("geo");
     Engine::new(
